@@ -1,0 +1,426 @@
+"""In-memory sequence data sets, train/validation splitting and data-directory lookup.
+
+Every task loader returns a :class:`TaskSplits` of three :class:`SequenceDataset` objects. All tensors are
+batch-first: ``x`` is ``(N, T, C)`` float32 and ``y`` is ``(N,)`` (one label per sequence) or ``(N, T)``
+(one label per step), dtype long.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hrsnn.errors import ConfigError, DataNotFoundError
+
+__all__ = [
+    "DATA_ENV_VAR",
+    "SequenceDataset",
+    "TaskSplits",
+    "resolve_data_dir",
+    "split_indices",
+    "split_train_val",
+]
+
+DATA_ENV_VAR = "HRSNN_DATA"
+"""Environment variable naming the shared data folder (the one that holds ``qtdb/``)."""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, eq=False)
+class SequenceDataset:
+    """A batch-first set of sequences held in memory.
+
+    Attributes:
+        x: inputs, float32 tensor ``(N, T, C)`` with ``T >= 1`` and ``C >= 1`` (``N`` may be 0).
+        y: long labels, ``(N,)`` for sequence classification or ``(N, T)`` for per-step labels, each in
+            ``[0, n_classes)``; on the same device as ``x``.
+        n_classes: number of classes (>= 1).
+        name: a short name, e.g. ``"qtdb/train"``.
+
+    Raises:
+        ConfigError: naming ``dataset.x``, ``dataset.y``, ``dataset.n_classes`` or ``dataset.name``.
+    """
+
+    x: Tensor
+    y: Tensor
+    n_classes: int
+    name: str
+
+    def __post_init__(self) -> None:
+        x, y = self.x, self.y
+        if not isinstance(x, Tensor):
+            raise ConfigError("dataset.x", type(x).__name__, "must be a torch.Tensor")
+        if x.dim() != 3:
+            raise ConfigError("dataset.x", tuple(x.shape), "must have shape (N, T, C)")
+        if x.shape[1] < 1 or x.shape[2] < 1:
+            raise ConfigError("dataset.x", tuple(x.shape), "needs T >= 1 steps and C >= 1 channels")
+        if x.dtype != torch.float32:
+            raise ConfigError("dataset.x", x.dtype, "must be float32")
+        if not isinstance(y, Tensor):
+            raise ConfigError("dataset.y", type(y).__name__, "must be a torch.Tensor")
+        if y.dtype != torch.long:
+            raise ConfigError("dataset.y", y.dtype, "must be long (int64)")
+        if y.dim() not in (1, 2):
+            raise ConfigError("dataset.y", tuple(y.shape), "must have shape (N,) or (N, T)")
+        if y.shape[0] != x.shape[0]:
+            raise ConfigError("dataset.y", tuple(y.shape), f"needs N = {x.shape[0]} rows like dataset.x")
+        if y.dim() == 2 and y.shape[1] != x.shape[1]:
+            raise ConfigError("dataset.y", tuple(y.shape), f"per-step labels need T = {x.shape[1]} steps")
+        if y.device != x.device:
+            raise ConfigError("dataset.y", str(y.device), f"must be on the device of dataset.x ({x.device})")
+        if not _is_int(self.n_classes) or self.n_classes < 1:
+            raise ConfigError("dataset.n_classes", self.n_classes, "must be an int >= 1")
+        if y.numel() > 0:
+            low, high = int(y.min()), int(y.max())
+            if low < 0 or high >= self.n_classes:
+                raise ConfigError(
+                    "dataset.y", (low, high), f"labels must lie in [0, {self.n_classes}) (min, max shown)"
+                )
+        if not isinstance(self.name, str):
+            raise ConfigError("dataset.name", self.name, "must be a str")
+
+    @property
+    def n_samples(self) -> int:
+        """Number of sequences ``N``."""
+        return int(self.x.shape[0])
+
+    @property
+    def n_steps(self) -> int:
+        """Sequence length ``T``."""
+        return int(self.x.shape[1])
+
+    @property
+    def n_channels(self) -> int:
+        """Input channels per step ``C``."""
+        return int(self.x.shape[2])
+
+    @property
+    def per_step(self) -> bool:
+        """True when ``y`` holds one label per step ``(N, T)``."""
+        return self.y.dim() == 2
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def subset(
+        self, indices: Sequence[int] | Tensor | np.ndarray, *, name: str | None = None
+    ) -> SequenceDataset:
+        """Return the sequences at ``indices`` (in that order) as a new data set.
+
+        Args:
+            indices: integer positions in ``[0, N)``, or a boolean mask of length ``N``.
+            name: name of the result; the current name when None.
+
+        Raises:
+            ConfigError: naming ``indices`` when they are not 1-D integers in range.
+        """
+        idx = torch.as_tensor(np.asarray(indices) if not isinstance(indices, Tensor) else indices)
+        if idx.dim() != 1:
+            raise ConfigError("indices", tuple(idx.shape), "must be one-dimensional")
+        if idx.dtype == torch.bool:
+            if idx.numel() != self.n_samples:
+                raise ConfigError("indices", idx.numel(), f"a boolean mask needs length N = {self.n_samples}")
+            idx = torch.nonzero(idx.cpu(), as_tuple=False).flatten()
+        elif idx.numel() == 0:
+            idx = torch.zeros(0, dtype=torch.long)
+        elif idx.dtype.is_floating_point or idx.dtype.is_complex:
+            raise ConfigError("indices", idx.dtype, "must be integers or a boolean mask")
+        idx = idx.to(device=self.x.device, dtype=torch.long)
+        if idx.numel() > 0:
+            low, high = int(idx.min()), int(idx.max())
+            if low < 0 or high >= self.n_samples:
+                raise ConfigError(
+                    "indices", (low, high), f"must lie in [0, {self.n_samples}) (min, max shown)"
+                )
+        return SequenceDataset(
+            x=self.x.index_select(0, idx),
+            y=self.y.index_select(0, idx),
+            n_classes=self.n_classes,
+            name=self.name if name is None else name,
+        )
+
+    def to(self, device: torch.device | str) -> SequenceDataset:
+        """Return a copy with ``x`` and ``y`` on ``device``."""
+        return replace(self, x=self.x.to(device), y=self.y.to(device))
+
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Iterate once over the data set in mini-batches ``(x_b, y_b)``.
+
+        Batches hold ``batch_size`` sequences each, the last one possibly fewer (dropped when ``drop_last``).
+        With ``shuffle`` the order is ``torch.randperm(N, generator=generator)``, so the same generator state
+        gives the same order; without it the order is ``0, 1, ..., N-1``.
+
+        Args:
+            batch_size: sequences per batch (>= 1).
+            shuffle: draw a fresh random order (needs ``generator``).
+            generator: the source of randomness for ``shuffle``.
+            drop_last: skip a final batch smaller than ``batch_size``.
+
+        Raises:
+            ConfigError: naming ``batch_size`` or ``generator`` (shuffle without a generator).
+        """
+        if not _is_int(batch_size) or batch_size < 1:
+            raise ConfigError("batch_size", batch_size, "must be an int >= 1")
+        if shuffle and not isinstance(generator, torch.Generator):
+            raise ConfigError("generator", generator, "shuffle=True needs an explicit torch.Generator")
+        n = self.n_samples
+        order: Tensor | None = None
+        if shuffle and generator is not None:
+            order = torch.randperm(n, generator=generator, device=generator.device).to(self.x.device)
+        return self._iter_batches(int(batch_size), order, drop_last)
+
+    def _iter_batches(
+        self, batch_size: int, order: Tensor | None, drop_last: bool
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        n = self.n_samples
+        stop = n - n % batch_size if drop_last else n
+        for start in range(0, stop, batch_size):
+            end = min(start + batch_size, n)
+            if order is None:
+                yield self.x[start:end], self.y[start:end]
+            else:
+                idx = order[start:end]
+                yield self.x.index_select(0, idx), self.y.index_select(0, idx)
+
+
+@dataclass(frozen=True, eq=False)
+class TaskSplits:
+    """The train, validation and test sets of one task, plus read-only metadata.
+
+    Attributes:
+        train: training sequences.
+        val: validation sequences (may be empty, see :func:`split_train_val`).
+        test: test sequences.
+        info: read-only metadata (class names, encoding, source paths, split indices, ...).
+
+    Raises:
+        ConfigError: naming ``splits.<part>`` when a part is not a :class:`SequenceDataset` or its
+            shape/classes differ from ``train``, or ``splits.info`` when it is not a mapping.
+    """
+
+    train: SequenceDataset
+    val: SequenceDataset
+    test: SequenceDataset
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for part in ("train", "val", "test"):
+            ds = getattr(self, part)
+            if not isinstance(ds, SequenceDataset):
+                raise ConfigError(f"splits.{part}", type(ds).__name__, "must be a SequenceDataset")
+        ref = self.train
+        for part in ("val", "test"):
+            ds = getattr(self, part)
+            got = (ds.n_steps, ds.n_channels, ds.n_classes, ds.per_step)
+            want = (ref.n_steps, ref.n_channels, ref.n_classes, ref.per_step)
+            if got != want:
+                raise ConfigError(
+                    f"splits.{part}",
+                    got,
+                    f"(n_steps, n_channels, n_classes, per_step) must match train {want}",
+                )
+        if not isinstance(self.info, Mapping):
+            raise ConfigError("splits.info", type(self.info).__name__, "must be a Mapping")
+        object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes (shared by all splits)."""
+        return self.train.n_classes
+
+    @property
+    def n_channels(self) -> int:
+        """Input channels per step (shared by all splits)."""
+        return self.train.n_channels
+
+
+def _check_fraction(field_name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise ConfigError(field_name, value, "must be a number in [0, 1)")
+    frac = float(value)
+    if not 0.0 <= frac < 1.0:
+        raise ConfigError(field_name, value, "must be in [0, 1)")
+    return frac
+
+
+def _check_seed(field_name: str, value: Any) -> int:
+    if not _is_int(value) or int(value) < 0:
+        raise ConfigError(field_name, value, "must be an int >= 0")
+    return int(value)
+
+
+def _round_half_up(value: float) -> int:
+    return math.floor(value + 0.5)
+
+
+def _stratified_quota(counts: Sequence[int], fraction: float) -> list[int]:
+    """Per-class sizes of the held-out part (largest-remainder allocation).
+
+    With class sizes ``n_c`` and ``N = Σ n_c``, the held-out size is ``m = ⌊f·N + 1/2⌋``; class ``c`` first
+    gets ``⌊f·n_c⌋``, then the ``m − Σ⌊f·n_c⌋`` left over go one each to the classes with the largest
+    remainders ``f·n_c − ⌊f·n_c⌋`` (ties: lower class index first), skipping a class whose quota would reach
+    ``n_c``, so every non-empty class keeps at least one sequence.
+    """
+    exact = [fraction * n for n in counts]
+    quota = [math.floor(e) for e in exact]
+    left = _round_half_up(fraction * sum(counts)) - sum(quota)
+    ranked = sorted(range(len(counts)), key=lambda c: (-(exact[c] - quota[c]), c))
+    for c in ranked:
+        if left <= 0:
+            break
+        if quota[c] + 1 < counts[c]:
+            quota[c] += 1
+            left -= 1
+    return quota
+
+
+def _split_indices(
+    labels: Tensor | None, n: int, fraction: float, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Seeded split of ``range(n)`` into (kept, held-out) index tensors, each sorted ascending.
+
+    With ``labels`` (one per item) the split is stratified by :func:`_stratified_quota`: the held-out items of
+    class ``c`` are the first ``quota_c`` of a random permutation of that class. Without labels the held-out
+    part is the first ``min(⌊f·n + 1/2⌋, n − 1)`` items of ``torch.randperm(n)``.
+    """
+    if labels is None:
+        take = min(_round_half_up(fraction * n), max(n - 1, 0))
+        perm = torch.randperm(n, generator=generator)
+        held = perm[:take]
+    else:
+        labels = labels.cpu()
+        n_classes = int(labels.max()) + 1 if labels.numel() else 0
+        counts = torch.bincount(labels, minlength=n_classes).tolist()
+        quota = _stratified_quota(counts, fraction)
+        parts = []
+        for c in range(n_classes):
+            members = torch.nonzero(labels == c, as_tuple=False).flatten()
+            perm = torch.randperm(members.numel(), generator=generator)
+            parts.append(members[perm[: quota[c]]])
+        held = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[held] = True
+    return torch.nonzero(~mask).flatten(), torch.nonzero(mask).flatten()
+
+
+def _split_name(name: str, part: str) -> str:
+    return f"{name}/{part}"
+
+
+def split_indices(ds: SequenceDataset, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Index form of :func:`split_train_val`: sorted ``(train_indices, val_indices)`` into ``ds``."""
+    frac = _check_fraction("val_fraction", val_fraction)
+    seed = _check_seed("seed", seed)
+    if not isinstance(ds, SequenceDataset):
+        raise ConfigError("ds", type(ds).__name__, "must be a SequenceDataset")
+    gen = torch.Generator().manual_seed(seed)
+    labels = None if ds.per_step else ds.y
+    return _split_indices(labels, ds.n_samples, frac, gen)
+
+
+def split_train_val(
+    ds: SequenceDataset, val_fraction: float, seed: int
+) -> tuple[SequenceDataset, SequenceDataset]:
+    """Split ``ds`` into seeded, disjoint training and validation sets.
+
+    Sequence-level labels (``y`` of shape ``(N,)``): stratified. The validation set holds
+    ``m = ⌊f·N + 1/2⌋`` sequences; class ``c`` with ``n_c`` members contributes ``⌊f·n_c⌋`` plus one more
+    for the classes with the largest remainders ``f·n_c − ⌊f·n_c⌋`` until ``m`` is reached, never taking a
+    class's last member (so ``m`` can fall short for tiny classes). Per-step labels (``(N, T)``): the first
+    ``min(⌊f·N + 1/2⌋, N − 1)`` of a seeded random permutation.
+
+    Both parts keep the original order of ``ds`` and are named ``"<name>/train"`` and ``"<name>/val"``.
+    ``val_fraction = 0`` (or a fraction too small to round to one sequence) gives an *empty* validation set of
+    shape ``(0, T, C)``: it iterates to nothing, so callers should skip validation (or validate on test) when
+    ``val.n_samples == 0``; the training set is then all of ``ds``.
+
+    Args:
+        ds: the data set to split.
+        val_fraction: fraction ``f`` of sequences for validation, ``0 <= f < 1``.
+        seed: non-negative int seeding a ``torch.Generator``; the same seed gives the same split.
+
+    Raises:
+        ConfigError: naming ``val_fraction``, ``seed`` or ``ds``.
+    """
+    train_idx, val_idx = split_indices(ds, val_fraction, seed)
+    return (
+        ds.subset(train_idx, name=_split_name(ds.name, "train")),
+        ds.subset(val_idx, name=_split_name(ds.name, "val")),
+    )
+
+
+def _repo_data_candidate() -> Path | None:
+    parents = Path(__file__).resolve().parents
+    if len(parents) <= 3:
+        return None
+    # src/hrsnn/tasks/base.py -> parents[3] is the repository root of an editable install.
+    return parents[3] / ".." / "shared" / "data"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Find the shared data folder (the one that holds ``qtdb/``, ``srnn/``, ...).
+
+    Order: the ``data_dir`` argument; else the ``HRSNN_DATA`` environment variable (when set and non-empty);
+    else ``../shared/data`` relative to the current working directory; else ``../shared/data`` relative to the
+    repository root (three levels above this file's folder, for an editable install). An explicit argument or
+    environment variable is authoritative: when it names a missing folder the lookup fails rather than falling
+    back silently. Among the two default locations the first existing one wins.
+
+    Returns:
+        The folder as an absolute, resolved path.
+
+    Raises:
+        ConfigError: naming ``data_dir`` when it is not a non-empty path.
+        DataNotFoundError: when no candidate folder exists; the message lists every path tried.
+    """
+    if data_dir is not None:
+        if not isinstance(data_dir, str | os.PathLike) or str(data_dir) == "":
+            raise ConfigError("data_dir", data_dir, "must be a non-empty path (str or os.PathLike)")
+        path = Path(data_dir).expanduser()
+        if path.is_dir():
+            return path.resolve()
+        raise DataNotFoundError(
+            f"data folder given by data_dir={str(data_dir)!r} does not exist (tried {path.absolute()}); "
+            f"pass the folder that holds the task data (e.g. qtdb/), or leave data_dir unset and set "
+            f"{DATA_ENV_VAR}"
+        )
+    env = os.environ.get(DATA_ENV_VAR, "")
+    if env:
+        path = Path(env).expanduser()
+        if path.is_dir():
+            return path.resolve()
+        raise DataNotFoundError(
+            f"data folder given by {DATA_ENV_VAR}={env!r} does not exist (tried {path.absolute()}); "
+            f"point {DATA_ENV_VAR} or the data_dir option to the folder that holds the task data (e.g. qtdb/)"
+        )
+    candidates = [Path.cwd() / ".." / "shared" / "data"]
+    repo = _repo_data_candidate()
+    if repo is not None:
+        candidates.append(repo)
+    for path in candidates:
+        if path.is_dir():
+            return path.resolve()
+    tried = ", ".join(str(p.resolve()) for p in candidates)
+    raise DataNotFoundError(
+        f"no data folder found (tried {tried}); pass data_dir=... or set {DATA_ENV_VAR} to the folder that "
+        f"holds the task data (e.g. qtdb/)"
+    )
