@@ -87,6 +87,13 @@ def test_fixed_in_degree():
     assert not mask.diagonal().any()
     full = fixed_in_degree_mask(6, 5, gen(1))
     assert torch.equal(full, dense_mask(6))
+    # the documented draw: keys U(0,1) per row, diagonal key 2, the k smallest keys are the sources
+    keys = torch.rand(50, 50, generator=gen(1))
+    keys.fill_diagonal_(2.0)
+    by_hand = torch.zeros(50, 50, dtype=torch.bool)
+    for i in range(50):
+        by_hand[i, torch.argsort(keys[i], stable=True)[:7]] = True
+    assert torch.equal(mask, by_hand)
     with pytest.raises(ConfigError) as err:
         fixed_in_degree_mask(6, 6, gen())
     assert err.value.field == "k"
@@ -172,6 +179,11 @@ def test_clustered_without_between_edges():
         block = small_world_mask(size, k, 0.2, g)
         assert torch.equal(mask[start : start + size, start : start + size], block)
         start += size
+    # then one rand(n, n) draw decides the between-cluster entries
+    between = torch.rand(120, 120, generator=g) < 0.3
+    with_between = clustered_small_world_mask(sizes, k, 0.2, 0.3, gen(8))
+    assert torch.equal(with_between & ~same, between & ~same)
+    assert torch.equal(with_between & same, mask)
 
 
 def test_clustered_between_edges():
@@ -215,9 +227,7 @@ def test_degrees_and_counts_by_hand():
 # ----- Dale
 
 
-@pytest.mark.parametrize(
-    ("n", "frac", "n_exc"), [(10, 0.8, 8), (5, 0.5, 2), (7, 0.5, 4), (9, 0.0, 0), (9, 1.0, 9)]
-)
+@pytest.mark.parametrize(("n", "frac", "n_exc"), [(10, 0.8, 8), (5, 0.5, 2), (7, 0.5, 4), (9, 0.0, 0), (9, 1.0, 9)])
 def test_dale_signs_count(n, frac, n_exc):
     signs = dale_signs(n, frac, gen(11))
     assert int((signs == 1).sum()) == n_exc
@@ -279,6 +289,17 @@ def test_spectral_radius_arpack_path_matches_dense():
     assert spectral_radius(weight, dense_limit=10) == pytest.approx(dense, rel=1e-8)
     positive = weight.abs()
     assert spectral_radius(positive, dense_limit=10) == pytest.approx(spectral_radius(positive), rel=1e-8)
+
+
+def test_dense_solve_restores_thread_count():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        spectral_radius(torch.eye(3))
+        init_recurrent_weight(dense_mask(3), "orthogonal", gen())
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_scale_zero_radius_raises():

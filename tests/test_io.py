@@ -234,9 +234,7 @@ def test_adam_checkpoint_resume_is_bit_exact(tmp_path):
     with torch.no_grad():
         for p in model2.parameters():
             p.add_(1.0)  # make sure the restored values really come from the file
-    model2.load_state_dict(
-        {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    )
+    model2.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
     opt2.load_state_dict(io.unflatten_state_dict(tensors, state["optimizer"]))
     assert state["epoch"] == 2
 

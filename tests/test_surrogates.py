@@ -46,9 +46,7 @@ def test_multi_gaussian_peak_by_hand():
     )
     assert _psi(sg, 0.0) == pytest.approx(by_hand, abs=1e-12)
     assert _psi(sg, 0.0) == pytest.approx(0.8782, abs=1e-4)
-    assert float(sg.derivative(torch.tensor(0.0, dtype=torch.float64))) == pytest.approx(
-        0.5 * by_hand, abs=1e-12
-    )
+    assert float(sg.derivative(torch.tensor(0.0, dtype=torch.float64))) == pytest.approx(0.5 * by_hand, abs=1e-12)
 
 
 @pytest.mark.parametrize("x", [-2.5, -0.7, 0.3, 1.1, 4.0])
@@ -57,9 +55,7 @@ def test_multi_gaussian_formula_by_hand(x):
     side = 2.0 * 0.3
     expected = 1.4 * _pdf(x, 0, 0.3) - 0.4 * _pdf(x, 0.3, side) - 0.4 * _pdf(x, -0.3, side)
     assert _psi(sg, x) == pytest.approx(expected, rel=1e-12, abs=1e-15)
-    assert float(sg.derivative(torch.tensor(x, dtype=torch.float64))) == pytest.approx(
-        0.7 * expected, rel=1e-12
-    )
+    assert float(sg.derivative(torch.tensor(x, dtype=torch.float64))) == pytest.approx(0.7 * expected, rel=1e-12)
 
 
 def test_multi_gaussian_zero_crossing_by_bisection():

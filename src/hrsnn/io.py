@@ -173,8 +173,7 @@ def to_jsonable(obj: Any, *, path: str = "$") -> Any:
         for key, value in obj.items():
             if not isinstance(key, str):
                 raise TypeError(
-                    f"cannot serialise key {key!r} ({type(key).__name__}) at {path}: "
-                    "JSON object keys must be str"
+                    f"cannot serialise key {key!r} ({type(key).__name__}) at {path}: JSON object keys must be str"
                 )
             out[str(key)] = to_jsonable(value, path=path + _key_repr(key))
         return out

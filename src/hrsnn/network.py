@@ -12,8 +12,10 @@ training, saving and loading).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
@@ -23,6 +25,8 @@ from torch import Tensor, nn
 from hrsnn.config import from_dict, to_dict
 from hrsnn.connectivity import ConnectivitySpec, synapse_count
 from hrsnn.errors import ConfigError
+from hrsnn.fused import alif_sequence
+from hrsnn.io import load_metadata, load_tensors, save_tensors
 from hrsnn.neurons import ALIFState, TimeConstants, alif_step, lif_hard_reset_step, make_parametrization
 from hrsnn.surrogates import Surrogate, make_surrogate
 from hrsnn.timescales import Clustered, sampler_from_dict
@@ -163,6 +167,7 @@ class SpikingLayer(nn.Module):
         super().__init__()
         self.config = config
         self.surrogate = surrogate
+        self.fused = True
         neuron = config.neuron
         n = config.size
         self.input = nn.Linear(n_in, n, bias=config.bias)
@@ -210,27 +215,45 @@ class SpikingLayer(nn.Module):
         return STATE_INITS[scheme](batch, self.size, b0 if scale is None else scale, b0, device, generator)
 
     def forward(self, x: Tensor, state: ALIFState, *, record: bool = False) -> LayerOutput:
-        """Run the layer over x (B, T, n_in) from ``state``."""
+        """Run the layer over x (B, T, n_in) from ``state``.
+
+        LIF/ALIF layers use the fused sequence kernel (:mod:`hrsnn.fused`) unless ``self.fused`` is False, in
+        which case the reference step functions run in a Python loop; both compute the same values and gradients.
+        """
         neuron = self.config.neuron
         currents = self.input(x)
         alpha = self.tau_m.decay(neuron.dt)
         w_rec = self.effective_recurrent_weight()
+        if self.fused and neuron.kind != "lif_hard":
+            rho, beta = self._adaptation()
+            spikes, membranes, thresholds, u, eta = alif_sequence(
+                currents, w_rec, self.bias_rec, alpha, rho, *state,
+                b0=neuron.b0, beta=beta, surrogate=self.surrogate, r_m=neuron.r_m, dt=neuron.dt,
+            )  # fmt: skip
+            final = ALIFState(u, spikes[:, -1], eta)
+            return LayerOutput(spikes, final, membranes if record else None, thresholds if record else None)
         step = self._step_function(alpha)
-        spikes, membranes, thresholds = [], [], []
+        spike_list, membrane_list, threshold_list = [], [], []
         for current in currents.unbind(1):
             if w_rec is not None:
                 current = current + nn.functional.linear(state.s, w_rec, self.bias_rec)
             s, state = step(current, state)
-            spikes.append(s)
+            spike_list.append(s)
             if record:
-                membranes.append(state.u)
-                thresholds.append(self._threshold(state))
+                membrane_list.append(state.u)
+                threshold_list.append(self._threshold(state))
         return LayerOutput(
-            torch.stack(spikes, 1),
+            torch.stack(spike_list, 1),
             state,
-            torch.stack(membranes, 1) if record else None,
-            torch.stack(thresholds, 1) if record else None,
+            torch.stack(membrane_list, 1) if record else None,
+            torch.stack(threshold_list, 1) if record else None,
         )
+
+    def _adaptation(self) -> tuple[Tensor, float]:
+        """(ρ, β) of this layer; a LIF layer has no adaptation (ρ = 1, β = 0)."""
+        if self.tau_adp is None:
+            return torch.ones(self.size, device=self.tau_m.theta.device), 0.0
+        return self.tau_adp.decay(self.config.neuron.dt), self.config.neuron.beta
 
     def _threshold(self, state: ALIFState) -> Tensor:
         neuron = self.config.neuron
@@ -244,12 +267,7 @@ class SpikingLayer(nn.Module):
         sg = self.surrogate
         if neuron.kind == "lif_hard":
             return lambda i, st: lif_hard_reset_step(i, st, alpha, threshold=neuron.hard_threshold, surrogate=sg)
-        if self.tau_adp is None:
-            rho = torch.ones_like(alpha)
-            beta = 0.0
-        else:
-            rho = self.tau_adp.decay(neuron.dt)
-            beta = neuron.beta
+        rho, beta = self._adaptation()
         return lambda i, st: alif_step(
             i, st, alpha, rho, b0=neuron.b0, beta=beta, surrogate=sg, r_m=neuron.r_m, dt=neuron.dt
         )
@@ -445,3 +463,28 @@ class RSNN(nn.Module):
         sizes = {f"layers.{i}": layer.size for i, layer in enumerate(self.layers)}
         sizes["readout"] = self.config.n_outputs
         return sizes
+
+
+MODEL_FORMAT = "hrsnn-model/1"
+
+
+def save_model(model: RSNN, path: str | Path, *, extra: Mapping[str, Any] | None = None) -> None:
+    """Atomically save weights, masks and τ as safetensors, with the config (JSON) in the file's metadata.
+
+    Nothing is pickled; :func:`load_model` rebuilds the network from the config and loads the tensors.
+    """
+    metadata = {"format": MODEL_FORMAT, "config": json.dumps(model.config.to_dict())}
+    if extra:
+        metadata["extra"] = json.dumps(dict(extra))
+    save_tensors(path, model.state_dict(), metadata)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> RSNN:
+    """Load a model saved by :func:`save_model` (never unpickles code)."""
+    metadata = load_metadata(path)
+    if metadata.get("format") != MODEL_FORMAT:
+        raise ConfigError("model file", str(path), f"is not an hrsnn model (format {metadata.get('format')!r})")
+    config = RSNNConfig.from_dict(json.loads(metadata["config"]))
+    model = RSNN(config)
+    model.load_state_dict(load_tensors(path))
+    return model.to(device)

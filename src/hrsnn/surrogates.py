@@ -348,9 +348,7 @@ def make_surrogate(name: str, **params: float) -> Surrogate:
     allowed = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     for key, value in params.items():
         if key not in allowed:
-            raise ConfigError(
-                f"surrogate.{key}", value, f"unknown hyper-parameter of {name!r}; expected {allowed}"
-            )
+            raise ConfigError(f"surrogate.{key}", value, f"unknown hyper-parameter of {name!r}; expected {allowed}")
     return cls(**params)
 
 
@@ -362,7 +360,5 @@ def surrogate_to_dict(surrogate: Surrogate) -> dict[str, Any]:
     """
     name = getattr(surrogate, "name", None)
     if not isinstance(name, str) or SURROGATES.get(name) is not type(surrogate):
-        raise ConfigError(
-            "surrogate", surrogate, f"not a registered surrogate; choose one of {sorted(SURROGATES)}"
-        )
+        raise ConfigError("surrogate", surrogate, f"not a registered surrogate; choose one of {sorted(SURROGATES)}")
     return {"name": name, **dataclasses.asdict(surrogate)}  # type: ignore[call-overload]

@@ -292,9 +292,7 @@ class Gamma(_Sampler):
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """``τ = floor + θ · G_k`` with ``G_k`` a standard gamma draw (Marsaglia–Tsang)."""
         _check_request(n, generator)
-        return _positive_float32(
-            n, lambda m: self.floor + self.scale * _standard_gamma64(m, self.shape, generator)
-        )
+        return _positive_float32(n, lambda m: self.floor + self.scale * _standard_gamma64(m, self.shape, generator))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -406,9 +404,7 @@ class Clustered(_Sampler):
         if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence):
             raise ConfigError("clustered.weights", weights, "must be a sequence of numbers or None")
         if len(weights) != len(comps):
-            raise ConfigError(
-                "clustered.weights", weights, f"must have one entry per component ({len(comps)})"
-            )
+            raise ConfigError("clustered.weights", weights, f"must have one entry per component ({len(comps)})")
         checked = []
         for i, w in enumerate(weights):
             if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w <= 0:
@@ -471,9 +467,7 @@ _SAMPLER_CLASSES: tuple[type[_Sampler], ...] = (
     Clustered,
 )
 
-TIMESCALE_SAMPLERS: Mapping[str, type[_Sampler]] = types.MappingProxyType(
-    {c.dist: c for c in _SAMPLER_CLASSES}
-)
+TIMESCALE_SAMPLERS: Mapping[str, type[_Sampler]] = types.MappingProxyType({c.dist: c for c in _SAMPLER_CLASSES})
 """Read-only map from a config ``dist`` name to its sampler class."""
 
 
@@ -523,7 +517,5 @@ def sampler_to_dict(sampler: TimescaleSampler) -> dict[str, Any]:
     """
     dist = getattr(sampler, "dist", None)
     if not isinstance(dist, str) or TIMESCALE_SAMPLERS.get(dist) is not type(sampler):
-        raise ConfigError(
-            "sampler", sampler, f"not a registered sampler; choose one of {sorted(TIMESCALE_SAMPLERS)}"
-        )
+        raise ConfigError("sampler", sampler, f"not a registered sampler; choose one of {sorted(TIMESCALE_SAMPLERS)}")
     return {"dist": dist, **sampler._params()}  # type: ignore[attr-defined]

@@ -138,9 +138,13 @@ def evaluate(
     the same length, so this equals the mean of per-sequence accuracies); sequence objectives use the arg-max of
     their aggregate. Firing rates are spikes per neuron per step: ``rate_layer{i}`` per spiking layer,
     ``rate_output`` for an ALIF readout, and ``firing_rate`` over all spiking neurons (hidden + output).
+    Random initial states (if the model uses them) come from ``generator``, by default one seeded with 0, so
+    evaluation is deterministic.
     """
     model.eval()
     device = model.device
+    if generator is None:
+        generator = torch.Generator(device=device).manual_seed(0)
     loss_sum, correct, total, n_seen = 0.0, 0.0, 0, 0
     spikes: dict[str, float] = {}
     for x, y in data.batches(batch_size, shuffle=False):
@@ -305,7 +309,7 @@ class Trainer:
                 loss = self.objective.loss(running, y) if running is not None else None
             if loss is not None:
                 self._update(loss)
-                total_loss += float(loss)
+                total_loss += float(loss.detach())
             for key, value in spike_statistics(out).items():
                 spikes[key] = spikes.get(key, 0) + value
             state = _detach_state(out.state)
@@ -333,7 +337,7 @@ class Trainer:
             total=n_batches,
             desc=f"epoch {self.epoch + 1}",
             leave=False,
-            disable=not self.config.progress,
+            disable=None if self.config.progress else True,
         )
         loss_sum, correct, total, spikes, n_seen = 0.0, 0.0, 0, 0.0, 0
         for x, y in bar:
@@ -398,7 +402,8 @@ class Trainer:
                 self.on_epoch(self.epoch, metrics)
             if log:
                 log(
-                    f"epoch {self.epoch:3d}  loss {metrics['train_loss']:.4f}  train acc {metrics['train_accuracy']:.4f}"
+                    f"epoch {self.epoch:3d}  loss {metrics['train_loss']:.4f}"
+                    f"  train acc {metrics['train_accuracy']:.4f}"
                     f"  val acc {val_metrics['accuracy']:.4f}  rate {val_metrics['firing_rate']:.4f}"
                     f"  ({metrics['epoch_time_s']:.1f}s)"
                 )

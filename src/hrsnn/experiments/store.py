@@ -773,9 +773,7 @@ def _render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: 
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
 
-def format_runs_table(
-    runs: Sequence[RunSummary], *, metrics: Sequence[str] | None = None, max_metrics: int = 3
-) -> str:
+def format_runs_table(runs: Sequence[RunSummary], *, metrics: Sequence[str] | None = None, max_metrics: int = 3) -> str:
     """Render runs as an aligned plain-text table.
 
     Args:
@@ -852,9 +850,7 @@ def format_run(record: RunRecord, *, max_epochs: int = 20) -> str:
         for entry in shown:
             names.extend(k for k in entry["metrics"] if k not in names)
         skipped = len(record.epochs) - len(shown)
-        lines.append(
-            f"epochs ({len(record.epochs)}" + (f", first {skipped} not shown):" if skipped else "):")
-        )
+        lines.append(f"epochs ({len(record.epochs)}" + (f", first {skipped} not shown):" if skipped else "):"))
         if shown:
             rows = [[str(e["epoch"]), *(_fmt_value(e["metrics"].get(n)) for n in names)] for e in shown]
             table = _render_table(["epoch", *names], rows, [True] * (len(names) + 1))

@@ -114,9 +114,7 @@ class SequenceDataset:
     def __len__(self) -> int:
         return self.n_samples
 
-    def subset(
-        self, indices: Sequence[int] | Tensor | np.ndarray, *, name: str | None = None
-    ) -> SequenceDataset:
+    def subset(self, indices: Sequence[int] | Tensor | np.ndarray, *, name: str | None = None) -> SequenceDataset:
         """Return the sequences at ``indices`` (in that order) as a new data set.
 
         Args:
@@ -141,9 +139,7 @@ class SequenceDataset:
         if idx.numel() > 0:
             low, high = int(idx.min()), int(idx.max())
             if low < 0 or high >= self.n_samples:
-                raise ConfigError(
-                    "indices", (low, high), f"must lie in [0, {self.n_samples}) (min, max shown)"
-                )
+                raise ConfigError("indices", (low, high), f"must lie in [0, {self.n_samples}) (min, max shown)")
         return SequenceDataset(
             x=self.x.index_select(0, idx),
             y=self.y.index_select(0, idx),
@@ -188,9 +184,7 @@ class SequenceDataset:
             order = torch.randperm(n, generator=generator, device=generator.device).to(self.x.device)
         return self._iter_batches(int(batch_size), order, drop_last)
 
-    def _iter_batches(
-        self, batch_size: int, order: Tensor | None, drop_last: bool
-    ) -> Iterator[tuple[Tensor, Tensor]]:
+    def _iter_batches(self, batch_size: int, order: Tensor | None, drop_last: bool) -> Iterator[tuple[Tensor, Tensor]]:
         n = self.n_samples
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
@@ -293,9 +287,7 @@ def _stratified_quota(counts: Sequence[int], fraction: float) -> list[int]:
     return quota
 
 
-def _split_indices(
-    labels: Tensor | None, n: int, fraction: float, generator: torch.Generator
-) -> tuple[Tensor, Tensor]:
+def _split_indices(labels: Tensor | None, n: int, fraction: float, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Seeded split of ``range(n)`` into (kept, held-out) index tensors, each sorted ascending.
 
     With ``labels`` (one per item) the split is stratified by :func:`_stratified_quota`: the held-out items of
@@ -337,9 +329,7 @@ def split_indices(ds: SequenceDataset, val_fraction: float, seed: int) -> tuple[
     return _split_indices(labels, ds.n_samples, frac, gen)
 
 
-def split_train_val(
-    ds: SequenceDataset, val_fraction: float, seed: int
-) -> tuple[SequenceDataset, SequenceDataset]:
+def split_train_val(ds: SequenceDataset, val_fraction: float, seed: int) -> tuple[SequenceDataset, SequenceDataset]:
     """Split ``ds`` into seeded, disjoint training and validation sets.
 
     Sequence-level labels (``y`` of shape ``(N,)``): stratified. The validation set holds

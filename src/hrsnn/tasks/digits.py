@@ -128,9 +128,7 @@ def load_digits_sequence(
     val_frac = _check_fraction("val_fraction", val_fraction)
     test_frac = _check_fraction("test_fraction", test_fraction)
     if val_frac + test_frac >= 1.0:
-        raise ConfigError(
-            "val_fraction", val_fraction, f"val_fraction + test_fraction ({test_fraction}) must be < 1"
-        )
+        raise ConfigError("val_fraction", val_fraction, f"val_fraction + test_fraction ({test_fraction}) must be < 1")
     seed = _check_seed("seed", seed)
     if permutation_seed is not None:
         permutation_seed = _check_seed("permutation_seed", permutation_seed)

@@ -51,8 +51,7 @@ def _read_qtdb_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read ``x`` (N, T, 4) and one-hot ``y`` (N, T, 6) from one authors' .mat file."""
     if not path.is_file():
         raise DataNotFoundError(
-            f"QTDB file not found: {path}; pass data_dir=... (the folder that holds qtdb/) or set "
-            f"{DATA_ENV_VAR} to it"
+            f"QTDB file not found: {path}; pass data_dir=... (the folder that holds qtdb/) or set {DATA_ENV_VAR} to it"
         )
     mat = scipy.io.loadmat(path, variable_names=("x", "y"))
     for key in ("x", "y"):

@@ -1,0 +1,255 @@
+"""Experiment configs and the training runner: task + model + training, recorded in the run store.
+
+An experiment config is one mapping (a TOML/YAML file, or built from CLI options) with four sections::
+
+    name = "ecg-srnn"
+    seed = 0                      # model init, data split, shuffling and random initial states
+    [task]   name = "ecg"; options = { val_fraction = 0.1 }
+    [model]  layers = [...]; readout = {...}   # an RSNNConfig without n_inputs/n_outputs (taken from the task)
+    [train]  epochs = 100; loss = "per_step_nll"; ...
+
+``PRESETS`` holds the defaults per task; a user config is merged over the preset of its task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import torch
+
+from hrsnn.config import deep_update, from_dict, to_dict
+from hrsnn.errors import ConfigError
+from hrsnn.experiments.store import RunStore, environment_info
+from hrsnn.network import RSNN, RSNNConfig, save_model
+from hrsnn.tasks import TASK_LOADERS
+from hrsnn.tasks.base import TaskSplits
+from hrsnn.training import TrainConfig, Trainer, evaluate
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Which task to load and the keyword options of its loader (see :mod:`hrsnn.tasks`)."""
+
+    name: str = "digits"
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if self.name not in TASK_LOADERS:
+            raise ConfigError("task.name", self.name, f"unknown; choose one of {sorted(TASK_LOADERS)}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A complete training experiment (module docstring)."""
+
+    task: TaskConfig
+    model: Mapping[str, Any]
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = "run"
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError("threads", self.threads, "must be >= 1 (or omitted)")
+        for key in ("n_inputs", "n_outputs"):
+            if key in self.model:
+                raise ConfigError(f"model.{key}", self.model[key], "is taken from the task; remove it")
+        # validate the model section now, with placeholder channel counts
+        RSNNConfig.from_dict({**self.model, "n_inputs": 1, "n_outputs": 1})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExperimentConfig:
+        """Merge ``data`` over the preset of its task and parse it; errors name the bad field."""
+        task = data.get("task", {})
+        task_name = task.get("name", "digits") if isinstance(task, Mapping) else "digits"
+        preset = PRESETS.get(task_name, {})
+        return from_dict(cls, deep_update(preset, data), "config")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (the inverse of :meth:`from_dict`)."""
+        return to_dict(self)
+
+    def model_config(self, splits: TaskSplits) -> RSNNConfig:
+        """The full network config for a loaded task."""
+        return RSNNConfig.from_dict({**self.model, "n_inputs": splits.n_channels, "n_outputs": splits.n_classes})
+
+
+def _frozen(d: dict[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(d)
+
+
+PRESETS: Mapping[str, Mapping[str, Any]] = _frozen(
+    {
+        # The SRNN authors' ECG setup (srnn.md §4.1): 4 → 36 recurrent LIF → 6 ALIF outputs, per-step NLL.
+        "ecg": {
+            "name": "ecg-srnn",
+            "task": {"name": "ecg", "options": {"val_fraction": 0.1}},
+            "model": {
+                "layers": [
+                    {
+                        "size": 36,
+                        "neuron": {"kind": "lif", "b0": 0.1, "beta": 0.0, "tau_m": {"dist": "constant", "value": 20.0}},
+                        "connectivity": {"kind": "dense", "autapses": True, "init": "orthogonal"},
+                    }
+                ],
+                "readout": {
+                    "kind": "alif",
+                    "neuron": {
+                        "kind": "alif",
+                        "b0": 0.1,
+                        "beta": 1.8,
+                        "tau_m": {"dist": "constant", "value": 20.0},
+                        "tau_adp": {"dist": "constant", "value": 100.0},
+                    },
+                },
+                "state_init": "uniform_spike",
+                "state_init_scale": 0.01,
+            },
+            "train": {
+                "epochs": 150,
+                "batch_size": 64,
+                "lr": 1e-2,
+                "tau_lr_mult": {"tau_m": 3.0, "tau_adp": 3.0, "tau_out": 2.0},
+                "scheduler": "step",
+                "step_size": 100,
+                "gamma": 0.5,
+                "loss": "per_step_nll",
+                "skip_steps": 10,
+            },
+        },
+        # Sequential digits (sklearn's 8×8 digits, 64 steps): a small heterogeneous ALIF RSNN.
+        "digits": {
+            "name": "digits-srnn",
+            "task": {"name": "digits", "options": {"mode": "pixel"}},
+            "model": {
+                "layers": [
+                    {
+                        "size": 64,
+                        "neuron": {
+                            "kind": "alif",
+                            "b0": 0.1,
+                            "beta": 1.8,
+                            "tau_m": {"dist": "gamma", "shape": 3.0, "scale": 5.0, "floor": 2.0},
+                            "tau_adp": {"dist": "lognormal", "median": 100.0, "sigma": 0.5},
+                        },
+                        "connectivity": {"kind": "dense", "init": "orthogonal"},
+                    }
+                ],
+                "readout": {"kind": "integrator", "neuron": {"tau_m": {"dist": "constant", "value": 5.0}}},
+                "state_init": "zeros",
+            },
+            "train": {
+                "epochs": 30,
+                "batch_size": 32,
+                "lr": 1e-2,
+                "scheduler": "step",
+                "step_size": 10,
+                "gamma": 0.5,
+                "loss": "sum_softmax_ce",
+                "skip_steps": 0,
+            },
+        },
+    }
+)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What :func:`run_experiment` returns: the run id, final metrics and where the model was saved."""
+
+    run_id: int
+    metrics: Mapping[str, Any]
+    model_path: Path
+    history: list[dict[str, float]]
+
+
+def auto_threads(model: RSNN) -> int:
+    """Intra-op threads: 1 for small layers (thread synchronisation costs more than it gains), else all cores."""
+    largest = max(layer.size for layer in model.layers)
+    return 1 if largest < 512 else max(1, torch.get_num_threads())
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    store: RunStore,
+    runs_dir: str | Path,
+    data_dir: str | Path | None = None,
+    resume_run: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Train and test one experiment, recording config, environment, epochs, metrics and artifacts in ``store``.
+
+    With ``resume_run``, the run's checkpoint is loaded and training continues where it stopped (same result as
+    an uninterrupted run). A failure marks the run "failed" (Ctrl-C: "interrupted") and re-raises; the last
+    checkpoint stays on disk.
+    """
+    options = dict(config.task.options)
+    if config.task.name == "ecg" and data_dir is not None:
+        options.setdefault("data_dir", data_dir)
+    options.setdefault("seed", config.seed)
+    try:
+        splits = TASK_LOADERS[config.task.name](**options)
+    except TypeError as exc:
+        raise ConfigError("task.options", options, f"not accepted by the {config.task.name} loader: {exc}") from exc
+    model_config = config.model_config(splits)
+    model = RSNN(model_config, seed=config.seed)
+    torch.set_num_threads(config.threads or auto_threads(model))
+    train_config = dataclasses.replace(config.train, seed=config.seed)
+    if resume_run is None:
+        run_id = store.create_run(
+            name=config.name, kind="train", config=config.to_dict(), seed=config.seed, env=environment_info()
+        )
+    else:
+        run_id = resume_run
+        store.set_status(run_id, "running")
+    run_dir = Path(runs_dir) / f"run-{run_id:05d}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = run_dir / "checkpoint.safetensors"
+    trainer = Trainer(
+        model, train_config, checkpoint_path=checkpoint, on_epoch=lambda e, m: store.log_epoch(run_id, e, m)
+    )
+    if log:
+        log(
+            f"run {run_id}: task {config.task.name} ({splits.train.n_samples} train / {splits.val.n_samples} val / "
+            f"{splits.test.n_samples} test), neurons {sum(model.n_neurons().values())}, "
+            f"synapses {sum(model.synapse_counts().values())}, device {trainer.device}"
+        )
+    try:
+        start = time.perf_counter()
+        result = trainer.fit(splits.train, splits.val, resume=resume_run is not None, log=log)
+        test = evaluate(
+            model, splits.test.to(trainer.device), trainer.objective, batch_size=train_config.eval_batch_size
+        )
+    except KeyboardInterrupt:
+        store.finish_run(run_id, status="interrupted")
+        raise
+    except BaseException:
+        store.finish_run(run_id, status="failed")
+        raise
+    model_path = run_dir / "model.safetensors"
+    save_model(model, model_path, extra={"run_id": run_id})
+    store.add_artifact(run_id, "model", model_path)
+    store.add_artifact(run_id, "checkpoint", checkpoint)
+    metrics: dict[str, Any] = {f"test_{k}": v for k, v in test.items()}
+    metrics.update(
+        {
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+            "stopped_early": result.stopped_early,
+            "val_accuracy": result.best_val.get("accuracy"),
+            "train_time_s": result.wall_time_s,
+            "wall_time_s": time.perf_counter() - start,
+            "neurons": sum(model.n_neurons().values()),
+            "synapses": sum(model.synapse_counts().values()),
+        }
+    )
+    store.finish_run(run_id, status="completed", final_metrics=metrics)
+    return RunResult(run_id, metrics, model_path, result.history)
