@@ -14,6 +14,7 @@ An experiment config is one mapping (a TOML/YAML file, or built from CLI options
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -191,12 +192,13 @@ def run_experiment(
     an uninterrupted run). A failure marks the run "failed" (Ctrl-C: "interrupted") and re-raises; the last
     checkpoint stays on disk.
     """
+    loader = TASK_LOADERS[config.task.name]
     options = dict(config.task.options)
-    if config.task.name == "ecg" and data_dir is not None:
+    if data_dir is not None and "data_dir" in inspect.signature(loader).parameters:
         options.setdefault("data_dir", data_dir)
     options.setdefault("seed", config.seed)
     try:
-        splits = TASK_LOADERS[config.task.name](**options)
+        splits = loader(**options)
     except TypeError as exc:
         raise ConfigError("task.options", options, f"not accepted by the {config.task.name} loader: {exc}") from exc
     model_config = config.model_config(splits)
