@@ -22,7 +22,7 @@ def _reference(currents, weight, bias, alpha, rho, state, *, b0, beta, surrogate
     return torch.stack(spikes, 1), torch.stack(membranes, 1), torch.stack(thresholds, 1), state.u, state.eta
 
 
-def _inputs(recurrent: bool, real_s0: bool, seed: int = 0):
+def _inputs(recurrent: bool, real_s0: bool, seed: int = 0, rho_one: bool = False):
     g = torch.Generator().manual_seed(seed)
     b, t, n = 3, 25, 6
     dt = torch.float64
@@ -30,7 +30,8 @@ def _inputs(recurrent: bool, real_s0: bool, seed: int = 0):
     weight = (torch.randn(n, n, generator=g, dtype=dt) * 0.3).requires_grad_() if recurrent else None
     bias = (torch.randn(n, generator=g, dtype=dt) * 0.05).requires_grad_() if recurrent else None
     alpha = torch.rand(n, generator=g, dtype=dt).mul(0.5).add(0.4).requires_grad_()
-    rho = torch.rand(n, generator=g, dtype=dt).mul(0.2).add(0.75).requires_grad_()
+    rho = torch.rand(n, generator=g, dtype=dt).mul(0.2).add(0.75)
+    rho = (torch.ones_like(rho) if rho_one else rho).requires_grad_()
     u0 = (torch.rand(b, n, generator=g, dtype=dt) * 0.05).requires_grad_()
     s0 = (u0.detach().clone() if real_s0 else torch.zeros(b, n, dtype=dt)).requires_grad_()
     eta0 = torch.full((b, n), 0.02, dtype=dt).requires_grad_()
@@ -38,11 +39,12 @@ def _inputs(recurrent: bool, real_s0: bool, seed: int = 0):
 
 
 @pytest.mark.parametrize("recurrent", [True, False])
-@pytest.mark.parametrize("beta", [0.0, 1.8])
+@pytest.mark.parametrize(("beta", "rho_one"), [(0.0, False), (0.0, True), (1.8, False)])
 @pytest.mark.parametrize("real_s0", [False, True])
-def test_fused_matches_reference_values_and_gradients(recurrent, beta, real_s0):
+def test_fused_matches_reference_values_and_gradients(recurrent, beta, rho_one, real_s0):
+    """Covers the adaptive path and the LIF path (β = 0, ρ = 1), which skips the η recursion."""
     sg = MultiGaussian()
-    args = _inputs(recurrent, real_s0)
+    args = _inputs(recurrent, real_s0, rho_one=rho_one)
     currents, weight, bias, alpha, rho, u0, s0, eta0 = args
     ref = _reference(currents, weight, bias, alpha, rho, ALIFState(u0, s0, eta0), b0=0.02, beta=beta, surrogate=sg)
     fused = alif_sequence(*args, b0=0.02, beta=beta, surrogate=sg)

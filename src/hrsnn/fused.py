@@ -57,31 +57,37 @@ class _ALIFSequence(torch.autograd.Function):
         dt: float,
         surrogate: Surrogate,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        adaptive = beta != 0.0 or not bool((rho == 1.0).all())
         u, s, eta = u0, s0, eta0
         one_m_alpha_r = (1.0 - alpha) * r_m
-        one_m_rho = 1.0 - rho
         n_steps = currents.shape[1]
         us, ss, etas, total_inputs = [], [], [], []
+        w_t = weight.t() if weight is not None else None
         for c in currents.unbind(1):
-            if weight is None:
+            if w_t is None:
                 i_t = c
             elif bias is None:
-                i_t = c + s @ weight.t()
+                i_t = torch.addmm(c, s, w_t)
             else:
-                i_t = c + torch.addmm(bias, s, weight.t())
-            eta = rho * eta + one_m_rho * s
-            theta = b0 + beta * eta
-            u = alpha * u + one_m_alpha_r * i_t - theta * s * dt
-            s = (u > theta).to(u.dtype)
+                i_t = torch.addmm(c + bias, s, w_t)
+            u = torch.addcmul(u * alpha, one_m_alpha_r, i_t)
+            if adaptive:
+                eta = torch.lerp(s, eta, rho)
+                theta = eta * beta + b0
+                u = torch.addcmul(u, theta, s, value=-dt)
+                s = (u > theta).to(u.dtype)
+                etas.append(eta)
+            else:
+                u = u.sub_(s, alpha=b0 * dt)
+                s = (u > b0).to(u.dtype)
             us.append(u)
             ss.append(s)
-            etas.append(eta)
             total_inputs.append(i_t)
         spikes = torch.stack(ss, 1)
         membranes = torch.stack(us, 1)
-        traces = torch.stack(etas, 1)
+        traces = torch.stack(etas, 1) if adaptive else eta0.unsqueeze(1).expand_as(membranes)
         ctx.save_for_backward(torch.stack(total_inputs, 1), membranes, traces, spikes, weight, alpha, rho, u0, s0, eta0)
-        ctx.consts = (b0, beta, r_m, dt, surrogate, n_steps, weight is not None, bias is not None)
+        ctx.consts = (b0, beta, r_m, dt, surrogate, n_steps, weight is not None, bias is not None, adaptive)
         thresholds = b0 + beta * traces
         return spikes, membranes, thresholds, u, eta
 
@@ -90,10 +96,9 @@ class _ALIFSequence(torch.autograd.Function):
         ctx: Any, g_spikes: Tensor, g_membranes: Tensor, g_thresholds: Tensor, g_u_last: Tensor, g_eta_last: Tensor
     ) -> tuple[Tensor | None, ...]:
         inputs, membranes, traces, spikes, weight, alpha, rho, u0, s0, eta0 = ctx.saved_tensors
-        b0, beta, r_m, dt, surrogate, n_steps, has_weight, has_bias = ctx.consts
+        b0, beta, r_m, dt, surrogate, n_steps, has_weight, has_bias, adaptive = ctx.consts
         thetas = b0 + beta * traces
         psi = surrogate.derivative(membranes - thetas)
-        s_prev_all = torch.cat([s0.unsqueeze(1), spikes[:, :-1]], 1)
         one_m_alpha_r = (1.0 - alpha) * r_m
         one_m_rho = 1.0 - rho
         u_bar = g_u_last.clone()
@@ -104,35 +109,45 @@ class _ALIFSequence(torch.autograd.Function):
         ext_th = g_thresholds.unbind(1)
         psis = psi.unbind(1)
         thetas_t = thetas.unbind(1)
-        s_prev = s_prev_all.unbind(1)
+        s_prev = [s0, *spikes.unbind(1)[:-1]]
         u_bars: list[Tensor] = [u_bar] * n_steps
         eta_bars: list[Tensor] = [eta_bar] * n_steps
         i_bars: list[Tensor] = [u_bar] * n_steps
-        w_t = weight if has_weight else None
+        w = weight if has_weight else None
         for t in range(n_steps - 1, -1, -1):
             v_bar = (ext_s[t] + s_bar_carry) * psis[t]
             u_bar = u_bar + ext_u[t] + v_bar
-            theta_bar = ext_th[t] - v_bar - u_bar * s_prev[t] * dt
-            eta_bar = eta_bar + beta * theta_bar
+            if adaptive:
+                theta_bar = ext_th[t] - v_bar - u_bar * s_prev[t] * dt
+                eta_bar = eta_bar + beta * theta_bar
+                s_bar_carry = torch.addcmul(one_m_rho * eta_bar, u_bar, thetas_t[t], value=-dt)
+            else:
+                s_bar_carry = u_bar * (-b0 * dt)
             i_bar = one_m_alpha_r * u_bar
-            s_bar_carry = one_m_rho * eta_bar - u_bar * thetas_t[t] * dt
-            if w_t is not None:
-                s_bar_carry = torch.addmm(s_bar_carry, i_bar, w_t)
+            if w is not None:
+                s_bar_carry = torch.addmm(s_bar_carry, i_bar, w)
             u_bars[t], eta_bars[t], i_bars[t] = u_bar, eta_bar, i_bar
             u_bar = alpha * u_bar
-            eta_bar = rho * eta_bar
+            if adaptive:
+                eta_bar = rho * eta_bar
         u_bar_all = torch.stack(u_bars, 1)
-        eta_bar_all = torch.stack(eta_bars, 1)
         i_bar_all = torch.stack(i_bars, 1)
-        u_prev_all = torch.cat([u0.unsqueeze(1), membranes[:, :-1]], 1)
-        eta_prev_all = torch.cat([eta0.unsqueeze(1), traces[:, :-1]], 1)
-        g_alpha = (u_bar_all * (u_prev_all - r_m * inputs)).sum((0, 1))
-        g_rho = (eta_bar_all * (eta_prev_all - s_prev_all)).sum((0, 1))
+        # Σ_t ū_t (u_{t-1} − R I_t), with u_0 the initial membrane
+        g_alpha = (u_bar_all[:, 0] * u0).sum(0) + (u_bar_all[:, 1:] * membranes[:, :-1]).sum((0, 1))
+        g_alpha = g_alpha - r_m * (u_bar_all * inputs).sum((0, 1))
+        if adaptive:
+            eta_bar_all = torch.stack(eta_bars, 1)
+            g_rho = (eta_bar_all[:, 0] * (eta0 - s0)).sum(0)
+            g_rho = g_rho + (eta_bar_all[:, 1:] * (traces[:, :-1] - spikes[:, :-1])).sum((0, 1))
+        else:  # η̄_t = g_eta_last and η_{t-1} = η_0 at every step
+            g_rho = (g_eta_last * (n_steps * eta0 - s0 - spikes[:, :-1].sum(1))).sum(0)
         g_weight = g_bias = None
         if has_weight:
-            flat_i = i_bar_all.reshape(-1, i_bar_all.shape[-1])
-            g_weight = flat_i.t() @ s_prev_all.reshape(-1, s_prev_all.shape[-1])
-            g_bias = flat_i.sum(0) if has_bias else None
+            g_weight = i_bar_all[:, 0].t() @ s0
+            if n_steps > 1:
+                flat_i = i_bar_all[:, 1:].reshape(-1, i_bar_all.shape[-1])
+                g_weight = g_weight + flat_i.t() @ spikes[:, :-1].reshape(-1, spikes.shape[-1])
+            g_bias = i_bar_all.sum((0, 1)) if has_bias else None
         return (
             i_bar_all,
             g_weight,
