@@ -1,4 +1,4 @@
-"""Command-line interface: ``hrsnn train | runs list | runs show | demo``."""
+"""Command-line interface: ``hrsnn train | runs list | runs show | lyapunov | demo``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from hrsnn.config import deep_update, read_config_file
+from hrsnn.dynamics.cli import add_lyapunov_parser
 from hrsnn.errors import ConfigError, DataNotFoundError
 from hrsnn.experiments.runner import ExperimentConfig, RunResult, run_experiment
 from hrsnn.experiments.store import RunNotFoundError, RunStore, format_run, format_runs_table
@@ -200,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_id", type=int)
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_runs_show)
+
+    add_lyapunov_parser(sub)
 
     demo = sub.add_parser("demo", help="train a small heterogeneous ALIF RSNN on sequential digits")
     demo.add_argument("--epochs", type=int)
