@@ -1,0 +1,37 @@
+"""Pruning toolkit: network surgery, Moore–Chaudhuri noise pruning, Lyapunov Noise Pruning (LNP) and baselines.
+
+* :mod:`hrsnn.pruning.base`: :func:`shrink_layer` (remove neurons), :func:`set_mask` (prune synapses),
+  :class:`PruneResult` / :class:`PruneHistoryEntry`.
+* :mod:`hrsnn.pruning.noise_prune`: noise pruning of linear networks and its building blocks.
+* :mod:`hrsnn.pruning.graph`: betweenness centrality, eigenvector IPR, degree heterogeneity.
+* :mod:`hrsnn.pruning.lnp`: the four LNP steps and the checkpointed driver :func:`lnp_prune`.
+* :mod:`hrsnn.pruning.baselines`: magnitude, random and activity-based pruning.
+
+The optional packages python-igraph (fast betweenness), networkx (sampled betweenness) and optuna (step 4) are
+imported only when used.
+"""
+
+from __future__ import annotations
+
+from hrsnn.pruning.base import PruneHistoryEntry, PruneResult, clone_model, set_mask, shrink_layer, synapse_total
+from hrsnn.pruning.baselines import activity_prune, firing_rates, magnitude_prune, random_prune
+from hrsnn.pruning.lnp import LNPConfig, lnp_prune
+from hrsnn.pruning.noise_prune import NoisePruneResult, noise_prune, stationary_covariance
+
+__all__ = [
+    "LNPConfig",
+    "NoisePruneResult",
+    "PruneHistoryEntry",
+    "PruneResult",
+    "activity_prune",
+    "clone_model",
+    "firing_rates",
+    "lnp_prune",
+    "magnitude_prune",
+    "noise_prune",
+    "random_prune",
+    "set_mask",
+    "shrink_layer",
+    "stationary_covariance",
+    "synapse_total",
+]

@@ -1,0 +1,164 @@
+"""The LNP driver: history, stopping rules, revert on instability, reproducibility and checkpoint resume."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from hrsnn.connectivity import ConnectivitySpec
+from hrsnn.errors import ConfigError
+from hrsnn.network import RSNN, LayerConfig, NeuronConfig, RSNNConfig
+from hrsnn.pruning import LNPConfig, lnp_prune
+
+
+def _needs_optuna() -> None:
+    pytest.importorskip("optuna")
+
+
+def _model(n: int = 30, seed: int = 0) -> RSNN:
+    conn = ConnectivitySpec(kind="small_world", k=6, p_rewire=0.2, dale=True, init="normal", spectral_radius=1.0)
+    neuron = NeuronConfig(kind="lif", tau_m={"dist": "gamma", "shape": 3.0, "scale": 6.0, "floor": 2.0})
+    layer = LayerConfig(size=n, neuron=neuron, connectivity=conn)
+    return RSNN(RSNNConfig(n_inputs=3, n_outputs=2, layers=(layer,)), seed=seed)
+
+
+def _exponents(model: RSNN) -> torch.Tensor:
+    """Cheap stand-in: exponents that depend on τ and on the recurrent input strength of every neuron."""
+    layer = model.layers[0]
+    drive = (layer.weight_rec.detach() * layer.mask).abs().sum(1)
+    return -1.0 / layer.tau_m.tau.detach() + 0.01 * drive
+
+
+def _stable(model: RSNN) -> float:
+    return -0.05
+
+
+FAST = dict(betweenness_backend="brandes", bo_sampler="tpe", bo_startup=2, bo_trials=4, keep_fraction=0.9, q_node=0.05)
+
+
+def _run(config, seed=0, **kw):
+    return lnp_prune(
+        _model(), config, exponents_fn=_exponents, lambda_max_fn=_stable,
+        generator=torch.Generator().manual_seed(seed), progress=False, **kw,
+    )  # fmt: skip
+
+
+def test_driver_history_and_surviving_neurons():
+    _needs_optuna()
+    model = _model()
+    before = model.layers[0].weight_rec.detach().clone()
+    result = lnp_prune(
+        model, LNPConfig(k_max=3, **FAST), exponents_fn=_exponents, lambda_max_fn=_stable,
+        generator=torch.Generator().manual_seed(0), progress=False,
+    )  # fmt: skip
+    assert torch.equal(model.layers[0].weight_rec.detach(), before)  # the input model is untouched
+    history = result.history
+    assert [e.iteration for e in history] == [0, 1, 2, 3]
+    assert history[0].neurons == 30 and history[0].synapses == 180 and history[0].note == "dense start"
+    assert all(a.neurons >= b.neurons for a, b in itertools.pairwise(history))
+    assert history[-1].neurons == result.model.layers[0].size == result.kept_neurons.numel()
+    assert history[-1].synapses == result.model.synapse_counts()["layers.0.recurrent"]
+    assert bool((result.kept_neurons.diff() > 0).all())
+    torch.testing.assert_close(
+        result.model.layers[0].input.weight, model.layers[0].input.weight[result.kept_neurons], rtol=0, atol=0
+    )
+    assert all(e.lambda_max == -0.05 and e.mean_ipr is not None for e in history)
+    assert "tau ~ Gamma" in history[1].note
+
+
+def test_driver_is_reproducible_for_a_seed():
+    _needs_optuna()
+    a = _run(LNPConfig(k_max=2, **FAST), seed=3)
+    b = _run(LNPConfig(k_max=2, **FAST), seed=3)
+    assert torch.equal(a.model.layers[0].mask, b.model.layers[0].mask)
+    assert torch.equal(a.model.layers[0].weight_rec, b.model.layers[0].weight_rec)
+    assert torch.equal(a.model.layers[0].tau_m.tau, b.model.layers[0].tau_m.tau)
+
+
+def test_unstable_iteration_is_reverted_and_stops():
+    values = iter([-0.1, -0.1, 0.3])
+
+    def lambda_max(model):
+        return next(values)
+
+    config = LNPConfig(k_max=5, tune_timescales=False, **{k: v for k, v in FAST.items() if not k.startswith("bo")})
+    result = lnp_prune(
+        _model(), config, exponents_fn=_exponents, lambda_max_fn=lambda_max,
+        generator=torch.Generator().manual_seed(0), progress=False,
+    )  # fmt: skip
+    one = _run(LNPConfig(k_max=1, tune_timescales=False, **{k: v for k, v in FAST.items() if not k.startswith("bo")}))
+    assert [e.iteration for e in result.history] == [0, 1, 2]
+    assert "reverted" in result.history[2].note
+    assert result.history[2].neurons == result.history[1].neurons
+    assert torch.equal(result.model.layers[0].mask, one.model.layers[0].mask)
+
+
+def test_stops_after_c_stop_unchanged_iterations_and_at_target_sparsity():
+    idle = LNPConfig(
+        k_max=10, c_stop=2, prune_synapses=False, prune_neurons=False, delocalise=False, tune_timescales=False
+    )
+    result = _run(idle)
+    assert len(result.history) == 3 and "no change" in result.history[-1].note
+    target = _run(LNPConfig(k_max=10, target_neuron_sparsity=0.1, tune_timescales=False, betweenness_backend="brandes"))
+    assert target.history[-1].neurons <= 27 and target.history[-2].neurons > 27
+    assert "target neuron sparsity" in target.history[-1].note
+
+
+def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
+    _needs_optuna()
+    path = tmp_path / "lnp.safetensors"
+    first = _run(LNPConfig(k_max=3, **FAST), checkpoint_path=path)
+    assert len(first.history) == 4 and path.exists()
+    resumed = _run(LNPConfig(k_max=5, **FAST), seed=99, checkpoint_path=path)  # generator state comes from the file
+    straight = _run(LNPConfig(k_max=5, **FAST))
+    assert [e.iteration for e in resumed.history] == [0, 1, 2, 3, 4, 5]
+    assert [(e.neurons, e.synapses) for e in resumed.history] == [(e.neurons, e.synapses) for e in straight.history]
+    assert torch.equal(resumed.kept_neurons, straight.kept_neurons)
+    for name in ("mask", "weight_rec"):
+        assert torch.equal(getattr(resumed.model.layers[0], name), getattr(straight.model.layers[0], name))
+    assert torch.equal(resumed.model.layers[0].tau_m.tau, straight.model.layers[0].tau_m.tau)
+    torch.testing.assert_close(resumed.model.readout.input.weight, straight.model.readout.input.weight, rtol=0, atol=0)
+    with pytest.raises(ConfigError) as info:
+        lnp_prune(
+            _model(n=20), LNPConfig(k_max=6, **FAST), exponents_fn=_exponents, lambda_max_fn=_stable,
+            generator=torch.Generator(), checkpoint_path=path, progress=False,
+        )  # fmt: skip
+    assert info.value.field == "checkpoint_path"
+
+
+def test_custom_timescale_objective_and_spectrum_objective():
+    _needs_optuna()
+    seen = []
+
+    def objective(model):
+        tau = model.layers[0].tau_m.tau.detach()
+        seen.append(float(tau.mean()))
+        return (float(tau.mean()) - 25.0) ** 2
+
+    result = _run(LNPConfig(k_max=1, **FAST), timescale_objective=objective)
+    assert len(seen) == 4
+    assert abs(float(result.model.layers[0].tau_m.tau.detach().mean()) - 25.0) == pytest.approx(
+        min(abs(m - 25.0) for m in seen), abs=1e-4
+    )
+    spectra = []
+
+    def spectrum(model):
+        spectra.append(model.layers[0].size)
+        return torch.tensor([-0.01, -0.02, -0.03])
+
+    _run(LNPConfig(k_max=1, **FAST), spectrum_fn=spectrum)
+    assert spectra[0] == 30 and len(spectra) == 1 + 4  # the dense reference, then one per BO trial
+
+
+def test_bad_callables_and_config_are_rejected():
+    with pytest.raises(ConfigError) as info:
+        _run({"k_max": 1})
+    assert info.value.field == "config"
+    with pytest.raises(ConfigError) as info:
+        lnp_prune(
+            _model(), LNPConfig(k_max=1, **FAST), exponents_fn=lambda m: torch.zeros(3), lambda_max_fn=_stable,
+            generator=torch.Generator(), progress=False,
+        )  # fmt: skip
+    assert info.value.field == "exponents_fn"

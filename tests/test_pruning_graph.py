@@ -1,0 +1,158 @@
+"""Graph measures: betweenness (hand values, backends agree), IPR, localisation scores, degree heterogeneity."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hrsnn.errors import ConfigError
+from hrsnn.pruning.graph import (
+    betweenness_centrality,
+    degree_heterogeneity,
+    edge_list,
+    eigenvector_ipr,
+    inverse_participation_ratio,
+    localisation_scores,
+)
+
+
+def _path(n: int, both_ways: bool = True) -> torch.Tensor:
+    w = torch.zeros(n, n)
+    for i in range(n - 1):
+        w[i + 1, i] = 1.0  # i → i+1 (post, pre layout)
+        if both_ways:
+            w[i, i + 1] = 1.0
+    return w
+
+
+def _random_graph(n: int = 25, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    mask = (torch.rand(n, n, generator=g) < 0.15) & ~torch.eye(n, dtype=torch.bool)
+    return (0.1 + torch.rand(n, n, generator=g, dtype=torch.float64)) * mask
+
+
+def test_path_graph_middle_nodes_are_most_between():
+    w = _path(5)
+    # undirected: BC = number of unordered pairs (s, t) whose path passes v: [0, 3, 4, 3, 0]
+    torch.testing.assert_close(
+        betweenness_centrality(w, directed=False), torch.tensor([0.0, 3.0, 4.0, 3.0, 0.0]).double()
+    )
+    # directed with both directions: ordered pairs, twice as many
+    torch.testing.assert_close(betweenness_centrality(w), torch.tensor([0.0, 6.0, 8.0, 6.0, 0.0]).double())
+    # one-way path: only forward paths exist
+    torch.testing.assert_close(
+        betweenness_centrality(_path(5, both_ways=False)), torch.tensor([0.0, 3.0, 4.0, 3.0, 0.0]).double()
+    )
+
+
+def test_weighted_lengths_route_through_strong_synapses():
+    w = torch.zeros(3, 3)
+    w[2, 0] = 0.1  # weak 0 → 2 (length 10)
+    w[1, 0] = 1.0  # strong 0 → 1 → 2 (length 2)
+    w[2, 1] = 1.0
+    torch.testing.assert_close(betweenness_centrality(w), torch.tensor([0.0, 1.0, 0.0]).double())
+    torch.testing.assert_close(betweenness_centrality(w, lengths="unweighted"), torch.tensor([0.0, 0.0, 0.0]).double())
+
+
+def test_equal_shortest_paths_share_the_credit():
+    w = torch.zeros(4, 4)
+    w[1, 0] = w[2, 0] = w[3, 1] = w[3, 2] = 1.0  # 0 → {1, 2} → 3
+    torch.testing.assert_close(betweenness_centrality(w), torch.tensor([0.0, 0.5, 0.5, 0.0]).double())
+
+
+def test_undirected_edge_list_merges_directions_with_the_shorter_length():
+    w = torch.zeros(3, 3)
+    w[1, 0], w[0, 1], w[2, 1] = 0.5, 2.0, 1.0
+    edges, length = edge_list(w, directed=False)
+    assert edges.tolist() == [[0, 1], [1, 2]]
+    assert length.tolist() == [0.5, 1.0]
+
+
+@pytest.mark.parametrize("backend", ["igraph", "networkx"])
+@pytest.mark.parametrize("directed", [True, False])
+def test_library_backends_match_exact_brandes(backend, directed):
+    pytest.importorskip(backend)
+    w = _random_graph()
+    exact = betweenness_centrality(w, directed=directed)
+    torch.testing.assert_close(betweenness_centrality(w, directed=directed, backend=backend), exact)
+
+
+def test_sampled_pivots_keep_the_total_on_a_directed_ring():
+    n = 12
+    w = torch.zeros(n, n)
+    for i in range(n):
+        w[(i + 1) % n, i] = 1.0
+    exact = betweenness_centrality(w)
+    torch.testing.assert_close(exact, torch.full((n,), (n - 1) * (n - 2) / 2.0).double())
+    g = torch.Generator().manual_seed(0)
+    sampled = betweenness_centrality(w, pivots=4, generator=g)
+    assert math.isclose(float(sampled.sum()), float(exact.sum()))
+    again = betweenness_centrality(w, pivots=4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(sampled, again)
+    torch.testing.assert_close(betweenness_centrality(w, pivots=n, generator=g), exact)
+    with pytest.raises(ConfigError) as info:
+        betweenness_centrality(w, pivots=4)
+    assert info.value.field == "generator"
+    with pytest.raises(ConfigError) as info:
+        betweenness_centrality(w, backend="graph-tool")
+    assert info.value.field == "backend"
+
+
+def test_ipr_of_delocalised_and_localised_vectors():
+    n = 8
+    assert math.isclose(float(inverse_participation_ratio(torch.ones(n))), 1.0 / n)
+    assert math.isclose(float(inverse_participation_ratio(torch.eye(n)[3] * -2.5)), 1.0)
+    two = torch.tensor([1.0, -1.0, 0.0, 0.0])
+    assert math.isclose(float(inverse_participation_ratio(two)), 0.5)
+    cols = inverse_participation_ratio(torch.stack([torch.ones(4), two], 1))
+    torch.testing.assert_close(cols, torch.tensor([0.25, 0.5]).double())
+    with pytest.raises(ConfigError):
+        inverse_participation_ratio(torch.zeros(4))
+
+
+def test_eigenvector_ipr_and_localisation_scores():
+    w = torch.zeros(4, 4)
+    w[1, 0] = w[0, 1] = 1.0  # a pair and two isolated nodes
+    ipr, vectors = eigenvector_ipr(w)
+    assert ipr.shape == (4,) and torch.allclose(vectors.T @ vectors, torch.eye(4).double(), atol=1e-12)
+    assert sorted(round(float(x), 6) for x in ipr) == [0.5, 0.5, 1.0, 1.0]
+    lap_ipr, _ = eigenvector_ipr(w, matrix="laplacian")
+    assert lap_ipr.shape == (4,)
+    v = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 1.0, -1.0]], dtype=torch.float64)
+    v[:, 1:] /= math.sqrt(2.0)
+    ipr3 = inverse_participation_ratio(v)
+    torch.testing.assert_close(ipr3, torch.tensor([1.0, 0.5, 0.5]).double())
+    # ⌈0.3·3⌉ = 1 most localised eigenvector: ℓ_i = v_1(i)²
+    torch.testing.assert_close(localisation_scores(ipr3, v, 0.3), torch.tensor([1.0, 0.0, 0.0]).double())
+    # all three: ℓ_i = Σ_k v_k(i)² = 1
+    torch.testing.assert_close(localisation_scores(ipr3, v, 1.0), torch.ones(3).double())
+
+
+def test_eigenvector_ipr_of_a_three_node_path_by_hand():
+    w = _path(3)
+    # S = adjacency: eigenvectors (1, ±√2, 1)/2 (IPR 6/16) and (1, 0, −1)/√2 (IPR 1/2)
+    ipr, _ = eigenvector_ipr(w)
+    torch.testing.assert_close(torch.sort(ipr).values, torch.tensor([0.375, 0.375, 0.5]).double())
+    # Laplacian diag(S1) − S: eigenvectors (1, 1, 1)/√3 (IPR 1/3), (1, 0, −1)/√2 (1/2), (1, −2, 1)/√6 (18/36)
+    ipr, _ = eigenvector_ipr(w, matrix="laplacian")
+    torch.testing.assert_close(torch.sort(ipr).values, torch.tensor([1 / 3, 0.5, 0.5]).double())
+
+
+def test_degree_heterogeneity_by_hand():
+    # degrees [1, 2, 3]: mean 2, population std sqrt(2/3)
+    assert math.isclose(degree_heterogeneity(torch.tensor([1.0, 2.0, 3.0])), math.sqrt(2.0 / 3.0) / 2.0)
+    assert degree_heterogeneity(torch.tensor([2.0, 2.0, 2.0])) == 0.0
+    assert degree_heterogeneity(torch.zeros(3)) == 0.0
+
+
+def test_missing_optional_package_gives_a_clear_error(monkeypatch):
+    import hrsnn.pruning._optional as optional
+
+    def missing(name):
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(optional.importlib, "import_module", missing)
+    with pytest.raises(ImportError, match=r"pip install igraph"):
+        betweenness_centrality(_path(4), backend="igraph")
