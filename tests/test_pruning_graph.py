@@ -1,4 +1,7 @@
-"""Graph measures: betweenness (hand values, backends agree), IPR, localisation scores, degree heterogeneity."""
+"""Graph measures: betweenness (hand values, backends agree), localisation scores, degree heterogeneity.
+
+Eigenvector IPRs are tested with :mod:`hrsnn.dynamics.noise` (tests/test_dynamics_noise.py).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,9 @@ import math
 import pytest
 import torch
 
+from hrsnn.dynamics.noise import inverse_participation_ratio
 from hrsnn.errors import ConfigError
-from hrsnn.pruning.graph import (
-    betweenness_centrality,
-    degree_heterogeneity,
-    edge_list,
-    eigenvector_ipr,
-    inverse_participation_ratio,
-    localisation_scores,
-)
+from hrsnn.pruning.graph import betweenness_centrality, degree_heterogeneity, edge_list, localisation_scores
 
 
 def _path(n: int, both_ways: bool = True) -> torch.Tensor:
@@ -100,26 +97,7 @@ def test_sampled_pivots_keep_the_total_on_a_directed_ring():
     assert info.value.field == "backend"
 
 
-def test_ipr_of_delocalised_and_localised_vectors():
-    n = 8
-    assert math.isclose(float(inverse_participation_ratio(torch.ones(n))), 1.0 / n)
-    assert math.isclose(float(inverse_participation_ratio(torch.eye(n)[3] * -2.5)), 1.0)
-    two = torch.tensor([1.0, -1.0, 0.0, 0.0])
-    assert math.isclose(float(inverse_participation_ratio(two)), 0.5)
-    cols = inverse_participation_ratio(torch.stack([torch.ones(4), two], 1))
-    torch.testing.assert_close(cols, torch.tensor([0.25, 0.5]).double())
-    with pytest.raises(ConfigError):
-        inverse_participation_ratio(torch.zeros(4))
-
-
-def test_eigenvector_ipr_and_localisation_scores():
-    w = torch.zeros(4, 4)
-    w[1, 0] = w[0, 1] = 1.0  # a pair and two isolated nodes
-    ipr, vectors = eigenvector_ipr(w)
-    assert ipr.shape == (4,) and torch.allclose(vectors.T @ vectors, torch.eye(4).double(), atol=1e-12)
-    assert sorted(round(float(x), 6) for x in ipr) == [0.5, 0.5, 1.0, 1.0]
-    lap_ipr, _ = eigenvector_ipr(w, matrix="laplacian")
-    assert lap_ipr.shape == (4,)
+def test_localisation_scores_by_hand():
     v = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 1.0, -1.0]], dtype=torch.float64)
     v[:, 1:] /= math.sqrt(2.0)
     ipr3 = inverse_participation_ratio(v)
@@ -128,16 +106,6 @@ def test_eigenvector_ipr_and_localisation_scores():
     torch.testing.assert_close(localisation_scores(ipr3, v, 0.3), torch.tensor([1.0, 0.0, 0.0]).double())
     # all three: ℓ_i = Σ_k v_k(i)² = 1
     torch.testing.assert_close(localisation_scores(ipr3, v, 1.0), torch.ones(3).double())
-
-
-def test_eigenvector_ipr_of_a_three_node_path_by_hand():
-    w = _path(3)
-    # S = adjacency: eigenvectors (1, ±√2, 1)/2 (IPR 6/16) and (1, 0, −1)/√2 (IPR 1/2)
-    ipr, _ = eigenvector_ipr(w)
-    torch.testing.assert_close(torch.sort(ipr).values, torch.tensor([0.375, 0.375, 0.5]).double())
-    # Laplacian diag(S1) − S: eigenvectors (1, 1, 1)/√3 (IPR 1/3), (1, 0, −1)/√2 (1/2), (1, −2, 1)/√6 (18/36)
-    ipr, _ = eigenvector_ipr(w, matrix="laplacian")
-    torch.testing.assert_close(torch.sort(ipr).values, torch.tensor([1 / 3, 0.5, 0.5]).double())
 
 
 def test_degree_heterogeneity_by_hand():

@@ -22,7 +22,6 @@ from hrsnn.pruning.lnp import (
     nodes_to_remove,
     optimise_timescales,
     prune_synapses,
-    stabilising_scale,
     stability_objective,
 )
 from hrsnn.pruning.noise_prune import noise_scores, retention_probabilities
@@ -75,42 +74,6 @@ def test_coupling_modes():
     w = torch.tensor([[0.0, -3.0], [4.0, 0.0]])
     torch.testing.assert_close(coupling_matrix(lyap, w), torch.tensor([[0.0, -6.0], [2.0, 0.0]]).double())
     torch.testing.assert_close(coupling_matrix(lyap, w, mode="replace"), lyap.double())
-
-
-def test_gershgorin_scale_by_hand():
-    leak = torch.tensor([1.0, 2.0])
-    coupling = torch.tensor([[0.0, 2.0], [-1.0, 0.0]])
-    # c = (1 − δ) · min_i d_i / Σ_j |M_ij| = 0.95 · min(1/2, 2/1) = 0.475
-    c = stabilising_scale(leak, coupling, method="gershgorin")
-    assert math.isclose(c, 0.475)
-    a = -torch.diag(leak.double()) + c * coupling.double()
-    assert _abscissa(a) <= -0.05 * 1.0
-    assert stabilising_scale(leak, 0.01 * coupling, method="gershgorin") == 1.0
-
-
-def test_root_search_scale_known_answer_for_uniform_leak():
-    g = torch.Generator().manual_seed(0)
-    b = torch.randn(30, 30, generator=g, dtype=torch.float64)
-    m = b + b.T
-    alpha = float(torch.linalg.eigvalsh(m).max())
-    d = 0.5
-    # A = −d I + c M has abscissa −d + c·α(M); the margin −δ d is met at c* = (1 − δ) d / α(M)
-    c = stabilising_scale(torch.full((30,), d), m, delta=0.05, tol=1e-6)
-    assert math.isclose(c, 0.95 * d / alpha, rel_tol=1e-5)
-    assert c <= 0.95 * d / alpha + 1e-15
-    assert stabilising_scale(torch.full((30,), d), 1e-3 * m) == 1.0
-
-
-def test_root_search_scale_heterogeneous_leak_meets_the_margin():
-    g = torch.Generator().manual_seed(1)
-    tau = 2.0 + 40.0 * torch.rand(40, generator=g, dtype=torch.float64)
-    m = torch.randn(40, 40, generator=g, dtype=torch.float64) * (torch.rand(40, 40, generator=g) < 0.2)
-    leak = 1.0 / tau
-    c = stabilising_scale(leak, m, tol=1e-4)
-    bound = -0.05 * float(leak.min())
-    assert _abscissa(-torch.diag(leak) + c * m) <= bound
-    assert _abscissa(-torch.diag(leak) + c * (1 + 1e-3) * m) > bound
-    assert c >= stabilising_scale(leak, m, method="gershgorin")
 
 
 def _small_layer(n: int = 12, seed: int = 0):

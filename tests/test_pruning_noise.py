@@ -1,4 +1,7 @@
-"""Moore & Chaudhuri noise pruning: covariance, Δ, scores, κ normalisation, sampling, and the spectral property."""
+"""Moore & Chaudhuri noise pruning: scores, κ normalisation, sampling, and the spectral property.
+
+The covariance and Δ it builds on are tested with :mod:`hrsnn.dynamics.noise` (tests/test_dynamics_noise.py).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +12,16 @@ import pytest
 import scipy.linalg
 import torch
 
+from hrsnn.dynamics import noise
 from hrsnn.errors import ConfigError
+from hrsnn.pruning import stationary_covariance
 from hrsnn.pruning.noise_prune import (
-    difference_matrix,
     expected_pruned_weight,
     magnitude_scores,
     noise_prune,
     noise_scores,
     retention_probabilities,
     sample_edges,
-    stationary_covariance,
     uniform_scores,
 )
 
@@ -39,50 +42,17 @@ def _diag_dominant(seed: int, n: int = 40, p: float = 0.5, margin: float = 0.1):
     return w, row + margin * (1.0 + row)
 
 
-def test_covariance_of_symmetric_system_is_minus_half_inverse():
-    g = torch.Generator().manual_seed(0)
-    b = torch.randn(6, 6, generator=g, dtype=torch.float64)
-    a = -(b @ b.T) - torch.eye(6, dtype=torch.float64)
-    c = stationary_covariance(a, sigma=2.0)
-    torch.testing.assert_close(c, -4.0 * torch.linalg.inv(a) / 2.0)
-
-
-def test_covariance_scalar_and_general_residual():
-    torch.testing.assert_close(
-        stationary_covariance(torch.tensor([[-2.0]]), sigma=3.0), torch.tensor([[9.0 / 4.0]]).double()
-    )
+def test_covariance_is_re_exported_from_the_dynamics_home():
+    assert stationary_covariance is noise.stationary_covariance
     w, d = _diag_dominant(1, n=10)
     a = w - torch.diag(d)
-    c = stationary_covariance(a, sigma=0.5)
-    residual = a @ c + c @ a.T + 0.25 * torch.eye(10, dtype=torch.float64)
-    assert float(residual.abs().max()) < 1e-10
-    torch.testing.assert_close(c, _scipy_covariance(a, 0.5))
-    torch.testing.assert_close(c, c.T, rtol=0, atol=0)
+    torch.testing.assert_close(stationary_covariance(a, sigma=0.5), _scipy_covariance(a, 0.5))
 
 
-def test_covariance_of_normal_system_with_complex_eigenvalues():
-    # A = [[−a, −b], [b, −a]] is normal with eigenvalues −a ± ib: C = −σ²(A + Aᵀ)⁻¹ = σ²/(2a) I
-    a = torch.tensor([[-0.2, -3.0], [3.0, -0.2]])
-    torch.testing.assert_close(stationary_covariance(a, sigma=2.0), torch.eye(2).double() * 4.0 / 0.4)
-    with pytest.raises(ConfigError) as info:
-        stationary_covariance(torch.tensor([[0.01, -3.0], [3.0, 0.01]]))  # Re eig = +0.01
-    assert info.value.field == "a"
-
-
-def test_unstable_system_is_rejected():
-    with pytest.raises(ConfigError) as info:
-        stationary_covariance(torch.tensor([[0.5, 0.0], [1.0, -1.0]]))
-    assert info.value.field == "a" and "not stable" in info.value.reason
-    with pytest.raises(ConfigError):
-        stationary_covariance(torch.tensor([[-1.0]]), sigma=0.0)
-
-
-def test_difference_matrix_and_scores_by_hand():
+def test_scores_by_hand():
     cov = torch.tensor([[2.0, 0.5], [0.5, 1.0]])
     w = torch.tensor([[0.0, 1.0], [-3.0, 0.0]])
-    delta = difference_matrix(w, cov)
-    # Δ_01 = 2 + 1 − 2·(+1)·0.5 = 2,  Δ_10 = 2 + 1 − 2·(−1)·0.5 = 4,  Δ_ii = 2 C_ii (sign 0)
-    torch.testing.assert_close(delta, torch.tensor([[4.0, 2.0], [4.0, 2.0]]).double())
+    # Δ_01 = 2 + 1 − 2·(+1)·0.5 = 2,  Δ_10 = 2 + 1 − 2·(−1)·0.5 = 4, so s = |W| Δ off the diagonal
     torch.testing.assert_close(noise_scores(w, cov), torch.tensor([[0.0, 2.0], [12.0, 0.0]]).double())
     torch.testing.assert_close(magnitude_scores(w), torch.tensor([[0.0, 1.0], [3.0, 0.0]]).double())
     torch.testing.assert_close(uniform_scores(w), torch.tensor([[0.0, 1.0], [1.0, 0.0]]).double())

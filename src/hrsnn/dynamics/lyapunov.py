@@ -50,7 +50,7 @@ import torch
 from torch import Tensor
 from torch.func import jacfwd, jvp, vmap
 
-from hrsnn.dynamics._checks import check_int, check_real, check_tensor
+from hrsnn._validate import check_int, check_real, check_tensor
 from hrsnn.errors import ConfigError
 
 __all__ = [
@@ -500,7 +500,7 @@ def _check_system(system: Any) -> TangentSystem:
 
 
 def _initial_states(x0: Any, dim: int) -> Tensor:
-    x = check_tensor("x0", x0, (1, 2))
+    x = check_tensor("x0", x0, (1, 2), finite=True)
     x = x.detach().to(torch.float64)
     if x.dim() == 1:
         x = x[None]
@@ -514,7 +514,7 @@ def _initial_basis(basis: Tensor | None, batch: int, dim: int, m: int, seed: int
         generator = torch.Generator().manual_seed(seed)
         q = torch.linalg.qr(torch.randn(dim, m, generator=generator, dtype=torch.float64))[0]
     else:
-        q = check_tensor("basis", basis, (2, 3)).detach().to(torch.float64)
+        q = check_tensor("basis", basis, (2, 3), finite=True).detach().to(torch.float64)
         if q.shape[-2:] != (dim, m) or (q.dim() == 3 and q.shape[0] != batch):
             raise ConfigError("basis", tuple(q.shape), f"must be ({dim}, {m}) or ({batch}, {dim}, {m})")
         gram = q.transpose(-1, -2) @ q

@@ -76,7 +76,7 @@ import torch
 from scipy.optimize import least_squares
 from torch import Tensor
 
-from hrsnn.dynamics._checks import check_int, check_real, check_tensor
+from hrsnn._validate import check_int, check_model, check_real, check_tensor
 from hrsnn.dynamics.lyapunov import (
     FTLEConfig,
     LyapunovConfig,
@@ -401,12 +401,6 @@ LAYER_MAPS: Mapping[str, Callable[[_LayerParams, Surrogate], _LayerMap]] = Mappi
 """Read-only map from a neuron kind to its layer map."""
 
 
-def _check_model(model: object) -> RSNN:
-    if not isinstance(model, RSNN):
-        raise ConfigError("model", type(model).__name__, "must be an hrsnn.network.RSNN")
-    return model
-
-
 def _common_dt(model: RSNN) -> float:
     dts = [layer.config.neuron.dt for layer in model.layers]
     for i, dt in enumerate(dts):
@@ -416,7 +410,7 @@ def _common_dt(model: RSNN) -> float:
 
 
 def _check_inputs(inputs: object, n_inputs: int) -> Tensor:
-    x = check_tensor("inputs", inputs, 3)
+    x = check_tensor("inputs", inputs, 3, finite=True)
     if x.shape[-1] != n_inputs:
         raise ConfigError("inputs", tuple(x.shape), f"must be (batch, steps, {n_inputs}) for this model")
     return x.detach().cpu()
@@ -513,7 +507,7 @@ class SpikingMap(_DrivenNetwork):
     """
 
     def __init__(self, model: RSNN, inputs: Tensor, *, surrogate: Surrogate | None = None) -> None:
-        model = _check_model(model)
+        model = check_model(model)
         super().__init__(model, inputs)
         if surrogate is None:
             surrogate = model.layers[0].surrogate
@@ -662,8 +656,8 @@ def fit_sigmoid_gain(currents: Tensor, rates: Tensor) -> SigmoidGain:
         currents: mean input currents :math:`h_i`, 1-D.
         rates: rates :math:`r_i` in spikes per step, same shape, in [0, 1], not all zero.
     """
-    h = check_tensor("currents", currents, 1).detach().to(torch.float64).cpu().numpy()
-    r = check_tensor("rates", rates, 1).detach().to(torch.float64).cpu().numpy()
+    h = check_tensor("currents", currents, 1, finite=True).detach().to(torch.float64).cpu().numpy()
+    r = check_tensor("rates", rates, 1, finite=True).detach().to(torch.float64).cpu().numpy()
     if h.shape != r.shape or h.size < 3:
         raise ConfigError("rates", r.shape, f"must match currents {h.shape} and hold at least 3 neurons")
     if (r < 0).any() or (r > 1).any():
@@ -733,7 +727,7 @@ class RateMap(_DrivenNetwork):
     """
 
     def __init__(self, model: RSNN, inputs: Tensor, gains: Sequence[SigmoidGain]) -> None:
-        model = _check_model(model)
+        model = check_model(model)
         super().__init__(model, inputs)
         gains = tuple(gains)
         if len(gains) != len(self._params) or not all(isinstance(g, SigmoidGain) for g in gains):
@@ -886,7 +880,7 @@ def rsnn_lyapunov(
     config = LyapunovConfig() if config is None else config
     if not isinstance(config, LyapunovConfig):
         raise ConfigError("config", type(config).__name__, "must be a LyapunovConfig")
-    model = _check_model(model)
+    model = check_model(model)
     builder = METHODS.get(method) if isinstance(method, str) else None
     if builder is None:
         raise ConfigError("method", method, f"must be one of {sorted(METHODS)}")
@@ -922,7 +916,7 @@ def rsnn_node_ftle(
     config = FTLEConfig() if config is None else config
     if not isinstance(config, FTLEConfig):
         raise ConfigError("config", type(config).__name__, "must be an FTLEConfig")
-    model = _check_model(model)
+    model = check_model(model)
     generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
     stride = config.horizon if config.stride is None else config.stride
     n_total = config.transient + (config.windows - 1) * stride + config.horizon

@@ -3,20 +3,22 @@
 * :mod:`hrsnn.pruning.base`: :func:`shrink_layer` (remove neurons), :func:`set_mask` (prune synapses),
   :class:`PruneResult` / :class:`PruneHistoryEntry`.
 * :mod:`hrsnn.pruning.noise_prune`: noise pruning of linear networks and its building blocks.
-* :mod:`hrsnn.pruning.graph`: betweenness centrality, eigenvector IPR, degree heterogeneity.
+* :mod:`hrsnn.pruning.graph`: betweenness centrality, localisation scores, degree heterogeneity.
 * :mod:`hrsnn.pruning.lnp`: the four LNP steps and the checkpointed driver :func:`lnp_prune`.
 * :mod:`hrsnn.pruning.baselines`: magnitude, random and activity-based pruning.
 
 The optional packages python-igraph (fast betweenness), networkx (sampled betweenness) and optuna (step 4) are
-imported only when used.
+imported only when used. The linear-noise and localisation numerics (stationary covariance, Δ, stability
+rescaling, eigenvector IPR) live in :mod:`hrsnn.dynamics.noise`; ``stationary_covariance`` is re-exported here.
 """
 
 from __future__ import annotations
 
+from hrsnn.dynamics.noise import stationary_covariance
 from hrsnn.pruning.base import PruneHistoryEntry, PruneResult, clone_model, set_mask, shrink_layer, synapse_total
 from hrsnn.pruning.baselines import activity_prune, firing_rates, magnitude_prune, random_prune
 from hrsnn.pruning.lnp import LNPConfig, lnp_prune
-from hrsnn.pruning.noise_prune import NoisePruneResult, noise_prune, stationary_covariance
+from hrsnn.pruning.noise_prune import NoisePruneResult, noise_prune
 
 __all__ = [
     "LNPConfig",

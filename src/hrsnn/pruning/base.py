@@ -25,11 +25,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hrsnn._validate import check_bool_matrix, check_choice, check_finite_matrix, check_int, check_model, check_tensor
 from hrsnn.connectivity import ConnectivitySpec
 from hrsnn.errors import ConfigError
 from hrsnn.network import RSNN, IntegratorReadout, SpikingLayer
 from hrsnn.neurons import TimeConstants
-from hrsnn.pruning._validate import check_bool_matrix, check_choice, check_finite_matrix, check_int, check_tensor
 from hrsnn.timescales import Clustered, sampler_from_dict
 
 __all__ = [
@@ -94,8 +94,7 @@ class PruneResult:
 
 def recurrent_layer(model: RSNN, layer_index: int, *, need_recurrent: bool = True) -> SpikingLayer:
     """Return ``model.layers[layer_index]``, checking the index (and that the layer is recurrent)."""
-    if not isinstance(model, RSNN):
-        raise ConfigError("model", type(model).__name__, "must be an hrsnn.network.RSNN")
+    check_model(model)
     n_layers = len(model.layers)
     index = check_int("layer_index", layer_index, 0)
     if index >= n_layers:
@@ -159,8 +158,7 @@ def clone_model(model: RSNN) -> RSNN:
     ``copy.deepcopy`` alone fails on the configs' ``MappingProxyType`` fields; they never change, so sharing
     them is safe. Parameters, buffers and sub-modules are copied.
     """
-    if not isinstance(model, RSNN):
-        raise ConfigError("model", type(model).__name__, "must be an hrsnn.network.RSNN")
+    check_model(model)
     memo: dict[int, Any] = {}
     for module in model.modules():
         for value in vars(module).values():

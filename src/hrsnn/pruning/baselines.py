@@ -20,9 +20,9 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+from hrsnn._validate import check_generator, check_int
 from hrsnn.errors import ConfigError
 from hrsnn.network import RSNN
-from hrsnn.pruning._validate import check_generator, check_int
 from hrsnn.pruning.base import (
     PruneHistoryEntry,
     PruneResult,

@@ -1,4 +1,4 @@
-r"""Graph measures used by LNP: betweenness centrality, eigenvector localisation (IPR), degree heterogeneity.
+r"""Graph measures used by LNP: betweenness centrality, localisation scores, degree heterogeneity.
 
 A weight matrix W in the (post, pre) layout is read as a directed graph with an edge j → i for every
 off-diagonal :math:`W_{ij} \ne 0`. Edge lengths are :math:`\ell_{ij} = 1/|W_{ij}|` ("inverse": strong synapses
@@ -10,7 +10,7 @@ are short) or 1 ("unweighted"). For an undirected graph the two directions merge
   for directed graphs, unordered pairs for undirected ones (no normalisation). With ``pivots = k`` only k
   random sources s are used and the sum is scaled by N/k (an unbiased estimate).
 * Inverse participation ratio of a vector: :math:`IPR(v) = \sum_i v_i^4 / (\sum_i v_i^2)^2`, from 1/N
-  (uniform spread) to 1 (one site).
+  (uniform spread) to 1 (one site); computed by :func:`hrsnn.dynamics.noise.eigenvector_localization`.
 * Local degree heterogeneity of a node set S: :math:`H(S) = \mathrm{std}(\deg(S)) / \mathrm{mean}(\deg(S))`
   (population std; 0 when the mean is 0).
 """
@@ -26,18 +26,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hrsnn.errors import ConfigError
-from hrsnn.pruning._optional import require
-from hrsnn.pruning._threads import single_threaded
-from hrsnn.pruning._validate import (
+from hrsnn._validate import (
     check_bool,
     check_choice,
-    check_finite_matrix,
     check_generator,
     check_int,
     check_tensor,
+    float64_matrix,
     off_diagonal,
 )
+from hrsnn.errors import ConfigError
+from hrsnn.pruning._optional import require
 
 __all__ = [
     "BETWEENNESS_BACKENDS",
@@ -47,8 +46,6 @@ __all__ = [
     "brandes_betweenness",
     "degree_heterogeneity",
     "edge_list",
-    "eigenvector_ipr",
-    "inverse_participation_ratio",
     "localisation_scores",
 ]
 
@@ -74,7 +71,7 @@ def edge_list(weight: Tensor, *, directed: bool = True, lengths: str = "inverse"
         ``(edges, length)``: int64 array (E, 2) of (pre j, post i) pairs, sorted, and float64 array (E,). For an
         undirected graph each pair appears once with source < target.
     """
-    w = check_finite_matrix("weight", weight).detach().to("cpu", torch.float64)
+    w = float64_matrix("weight", weight)
     check_bool("directed", directed)
     rule = EDGE_LENGTHS[check_choice("lengths", lengths, EDGE_LENGTHS)]
     present = (w != 0) & off_diagonal(w.shape[0])
@@ -256,53 +253,10 @@ def betweenness_centrality(
 # ---------------------------------------------------------------------------------------------- localisation
 
 
-def inverse_participation_ratio(vectors: Tensor) -> Tensor:
-    """:math:`IPR_k = \\sum_i v_{ik}^4 / (\\sum_i v_{ik}^2)^2` of every column k of ``vectors`` (N,) or (N, K).
-
-    Raises:
-        ConfigError: a zero column (its IPR is undefined).
-    """
-    v = check_tensor("vectors", vectors).detach().to(torch.float64)
-    if v.dim() == 1:
-        v = v[:, None]
-    if v.dim() != 2:
-        raise ConfigError("vectors", tuple(vectors.shape), "must be a vector (N,) or a matrix (N, K)")
-    sq = v * v
-    norm2 = sq.sum(0)
-    if bool((norm2 == 0).any()):
-        raise ConfigError("vectors", "zero column", "IPR is undefined for a zero vector")
-    out = (sq * sq).sum(0) / norm2**2
-    return out if vectors.dim() == 2 else out[0]
-
-
-def _symmetric_abs(weight: Tensor) -> Tensor:
-    w = weight.abs() * off_diagonal(weight.shape[0])
-    return 0.5 * (w + w.T)
-
-
-def _laplacian(weight: Tensor) -> Tensor:
-    s = _symmetric_abs(weight)
-    return torch.diag(s.sum(1)) - s
-
-
-IPR_MATRICES: Mapping[str, Callable[[Tensor], Tensor]] = MappingProxyType(
-    {"sym_abs": _symmetric_abs, "laplacian": _laplacian}
-)
-"""Read-only map: whose eigenvectors the IPR is taken of. "sym_abs": :math:`S = (|W| + |W|^T)/2` (off-diagonal);
+IPR_MATRICES: Mapping[str, str] = MappingProxyType({"sym_abs": "symmetric", "laplacian": "laplacian"})
+"""Read-only map from LNP's name of the matrix whose eigenvectors the IPR is taken of to the operator of
+:data:`hrsnn.dynamics.noise.LOCALIZATION_OPERATORS`. "sym_abs": :math:`S = (|W| + |W|^T)/2` off the diagonal;
 "laplacian": :math:`\\mathrm{diag}(S\\mathbf 1) - S`."""
-
-
-def eigenvector_ipr(weight: Tensor, *, matrix: str = "sym_abs") -> tuple[Tensor, Tensor]:
-    """IPR of every eigenvector of the symmetric matrix built from ``weight`` (see :data:`IPR_MATRICES`).
-
-    Returns:
-        ``(ipr, vectors)``: float64 (N,) and the unit eigenvectors as columns, float64 (N, N).
-    """
-    w = check_finite_matrix("weight", weight).detach().to("cpu", torch.float64)
-    build = IPR_MATRICES[check_choice("matrix", matrix, IPR_MATRICES)]
-    with single_threaded():
-        _, vectors = torch.linalg.eigh(build(w))
-    return inverse_participation_ratio(vectors), vectors
 
 
 def localisation_scores(ipr: Tensor, vectors: Tensor, q_loc: float) -> Tensor:

@@ -14,7 +14,8 @@ Step 1, noise pruning of synapses (edges E = off-diagonal entries of M):
 * coupling :math:`M = L \odot W` ("modulate") or :math:`M = L` ("replace"); leak :math:`D = \mathrm{diag}(1/\tau)`;
 * scale c: "gershgorin" :math:`c = \min(1, (1-\delta) \min_i D_{ii} / \sum_j |M_{ij}|)`, or "bisection": c = 1
   if :math:`\max \mathrm{Re\,eig}(-D + M) \le -\delta \min_i D_{ii}`, else the largest
-  :math:`c \in [c_{gershgorin}, 1]` meeting that bound (bracketed root search, see :func:`stabilising_scale`);
+  :math:`c \in [c_{gershgorin}, 1]` meeting that bound (bracketed root search); both from
+  :data:`hrsnn.dynamics.noise.STABILIZERS`;
 * :math:`A = -D + cM`, C from :math:`AC + CA^T + \sigma^2 I = 0`, scores :math:`s_{ij} = |cM_{ij}| \Delta_{ij}`,
   probabilities and rescaled Bernoulli sampling as in :mod:`hrsnn.pruning.noise_prune`
   (:math:`\tilde W_{ij} = W_{ij} / \max(p_{ij}, 1/r_{cap})`).
@@ -23,7 +24,7 @@ Step 2, node pruning: remove the :math:`\lceil q_{node} N \rceil` neurons of low
 random) and every dead end (in- or out-degree 0), see :mod:`hrsnn.pruning.graph`.
 
 Step 3, eigenvector delocalisation: with :math:`\overline{IPR}` the mean IPR of the eigenvectors of
-:math:`(|W| + |W|^T)/2` (or its Laplacian), if
+:math:`(|W| + |W|^T)/2` off the diagonal (or its Laplacian; :func:`hrsnn.dynamics.noise.eigenvector_localization`), if
 :math:`N\,\overline{IPR} > (1 + tol_{ipr})\,N_{ref}\,\overline{IPR}_{ref}` ("size" scale; "raw" compares
 :math:`\overline{IPR}` itself), add :math:`m = \lceil \rho_{add} \cdot \#\text{removed synapses} \rceil`
 synapses greedily: :math:`i^* = \arg\max \ell_i` over nodes not yet used this
@@ -57,19 +58,11 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from hrsnn.config import from_dict, to_dict
-from hrsnn.connectivity import spectral_radius
-from hrsnn.errors import ConfigError
-from hrsnn.io import load_checkpoint, save_checkpoint
-from hrsnn.network import RSNN
-from hrsnn.pruning._optional import require
-from hrsnn.pruning._threads import single_threaded
-from hrsnn.pruning._validate import (
+from hrsnn._validate import (
     check_bool,
     check_bool_matrix,
     check_choice,
     check_finite_matrix,
-    check_finite_real,
     check_fraction,
     check_generator,
     check_int,
@@ -78,6 +71,19 @@ from hrsnn.pruning._validate import (
     check_vector,
     off_diagonal,
 )
+from hrsnn.config import from_dict, to_dict
+from hrsnn.connectivity import spectral_radius
+from hrsnn.dynamics.noise import (
+    STABILIZERS,
+    eigenvector_localization,
+    inverse_participation_ratio,
+    localization_eigenpairs,
+    stationary_covariance,
+)
+from hrsnn.errors import ConfigError
+from hrsnn.io import load_checkpoint, save_checkpoint
+from hrsnn.network import RSNN
+from hrsnn.pruning._optional import require
 from hrsnn.pruning.base import (
     SYNAPSE_SCOPES,
     PruneHistoryEntry,
@@ -93,10 +99,9 @@ from hrsnn.pruning.graph import (
     EDGE_LENGTHS,
     IPR_MATRICES,
     betweenness_centrality,
-    eigenvector_ipr,
     localisation_scores,
 )
-from hrsnn.pruning.noise_prune import noise_scores, retention_probabilities, sample_edges, stationary_covariance
+from hrsnn.pruning.noise_prune import noise_scores, retention_probabilities, sample_edges
 
 __all__ = [
     "BO_SAMPLERS",
@@ -105,7 +110,6 @@ __all__ = [
     "LYAPUNOV_MATRICES",
     "POSITIVE_MAPS",
     "QUANTILE_INITS",
-    "SCALE_METHODS",
     "DelocaliseStep",
     "LNPConfig",
     "SynapsePruneStep",
@@ -122,7 +126,6 @@ __all__ = [
     "optimise_timescales",
     "prune_nodes",
     "prune_synapses",
-    "stabilising_scale",
     "stability_objective",
 ]
 
@@ -152,8 +155,8 @@ def growth_factors(exponents: Tensor, *, tau_bar: float, positive_map: str = "ex
     """Positive per-neuron growth factors g from exponents λ (float64): see :data:`POSITIVE_MAPS`."""
     lam = check_tensor("exponents", exponents, dim=1)
     check_vector("exponents", lam, lam.shape[0])
-    tau_bar = check_finite_real("tau_bar", tau_bar, low=0.0)
-    eps = check_finite_real("eps", eps, low=0.0)
+    tau_bar = check_real("tau_bar", tau_bar, low=0.0)
+    eps = check_real("eps", eps, low=0.0)
     rule = POSITIVE_MAPS[check_choice("positive_map", positive_map, POSITIVE_MAPS)]
     g = rule(lam.detach().to("cpu", torch.float64), tau_bar, eps)
     if not bool(torch.isfinite(g).all()) or bool((g <= 0).any()):
@@ -228,93 +231,6 @@ def coupling_matrix(lyap: Tensor, weight: Tensor, *, mode: str = "modulate") -> 
     return COUPLINGS[check_choice("mode", mode, COUPLINGS)](lyap, weight)
 
 
-def _max_real_eig(matrix: Tensor) -> float:
-    with single_threaded():
-        return float(torch.linalg.eigvals(matrix).real.max())
-
-
-def _gershgorin_scale(leak: Tensor, coupling: Tensor, delta: float, tol: float) -> float:
-    del tol
-    row = coupling.abs().sum(1)
-    active = row > 0
-    if not bool(active.any()):
-        return 1.0
-    return min(1.0, (1.0 - delta) * float((leak[active] / row[active]).min()))
-
-
-def _bisection_scale(leak: Tensor, coupling: Tensor, delta: float, tol: float) -> float:
-    """Largest c in [c_G, 1] (to ``tol``) with spectral abscissa :math:`\\alpha(-D + cM) \\le -\\delta \\min d`.
-
-    A bracketed root search of :math:`g(c) = \\alpha(-D + cM) + \\delta \\min d` on [c_G, 1] (c_G, the Gershgorin
-    scale, has g ≤ 0): false position with the Illinois modification, falling back to the midpoint whenever the
-    secant leaves the bracket. It returns the stable end once the bracket is narrower than ``tol``·c or
-    :math:`|g| \\le` ``tol``·min d there; typically 3–6 eigen-solves instead of bisection's ~10.
-    """
-    bound = -delta * float(leak.min())
-    diag = -torch.diag(leak)
-
-    def excess(c: float) -> float:
-        return _max_real_eig(diag + c * coupling) - bound
-
-    g_hi = excess(1.0)
-    if g_hi <= 0.0:
-        return 1.0
-    lo, hi = _gershgorin_scale(leak, coupling, delta, tol), 1.0
-    g_lo = excess(lo)
-    if g_lo > 0.0:  # only rounding can put the Gershgorin scale on the wrong side
-        return lo
-    close = tol * float(leak.min())
-    side = 0
-    for _ in range(200):
-        if hi - lo <= tol * hi or -g_lo <= close:
-            break
-        c = hi - g_hi * (hi - lo) / (g_hi - g_lo)
-        if not lo < c < hi:
-            c = 0.5 * (lo + hi)
-        g_c = excess(c)
-        if g_c <= 0.0:
-            lo, g_lo = c, g_c
-            g_hi = g_hi / 2.0 if side == -1 else g_hi
-            side = -1
-        else:
-            hi, g_hi = c, g_c
-            g_lo = g_lo / 2.0 if side == 1 else g_lo
-            side = 1
-    return lo
-
-
-SCALE_METHODS: Mapping[str, Callable[[Tensor, Tensor, float, float], float]] = MappingProxyType(
-    {"bisection": _bisection_scale, "gershgorin": _gershgorin_scale}
-)
-"""A3 (stabilisation): "bisection", a bracketed root search on the spectral abscissa (default), or the
-"gershgorin" closed form (no eigenvalues; more conservative)."""
-
-
-def stabilising_scale(
-    leak: Tensor, coupling: Tensor, *, delta: float = 0.05, method: str = "bisection", tol: float = 1e-3
-) -> float:
-    """Scale c making :math:`A = -\\mathrm{diag}(d) + cM` stable with margin δ·min d (module docstring, step 1).
-
-    Args:
-        leak: leak d = 1/τ (N,), all > 0.
-        coupling: M (N, N).
-        delta: stability margin δ in [0, 1).
-        method: a key of :data:`SCALE_METHODS`.
-        tol: relative tolerance of the root search (it returns the stable end).
-    """
-    coupling = check_finite_matrix("coupling", coupling).detach().to("cpu", torch.float64)
-    d = check_vector("leak", leak, coupling.shape[0]).detach().to("cpu", torch.float64)
-    if bool((d <= 0).any()):
-        raise ConfigError("leak", float(d.min()), "must be > 0 (d = 1/τ)")
-    delta = check_finite_real("delta", delta, low=0.0)
-    if delta >= 1.0:
-        raise ConfigError("delta", delta, "must be < 1")
-    tol = check_finite_real("tol", tol, low=0.0)
-    if tol == 0.0:
-        raise ConfigError("tol", tol, "must be > 0")
-    return SCALE_METHODS[check_choice("method", method, SCALE_METHODS)](d, coupling, delta, tol)
-
-
 # ------------------------------------------------------------------------------------------------ config
 
 Pair = tuple[float, float]
@@ -369,8 +285,8 @@ BO_SAMPLERS: Mapping[str, Callable[[int, int], Any]] = MappingProxyType({"gp": _
 def _check_pair(field: str, value: Any, low: float) -> Pair:
     if not isinstance(value, tuple | list) or len(value) != 2:
         raise ConfigError(field, value, "must be a pair (low, high)")
-    lo = check_finite_real(f"{field}[0]", value[0], low=low)
-    hi = check_finite_real(f"{field}[1]", value[1], low=low)
+    lo = check_real(f"{field}[0]", value[0], low=low)
+    hi = check_real(f"{field}[1]", value[1], low=low)
     if not lo < hi:
         raise ConfigError(field, value, "needs low < high")
     return (lo, hi)
@@ -465,7 +381,7 @@ class LNPConfig:
             "lyap_matrix": LYAPUNOV_MATRICES,
             "positive_map": POSITIVE_MAPS,
             "eq3_mode": COUPLINGS,
-            "scale_method": SCALE_METHODS,
+            "scale_method": STABILIZERS,
             "betweenness_lengths": EDGE_LENGTHS,
             "betweenness_backend": BETWEENNESS_BACKENDS,
             "ipr_matrix": IPR_MATRICES,
@@ -478,7 +394,7 @@ class LNPConfig:
         floats = {"lambda_max_threshold": None, "eps": 0.0, "delta": 0.0, "scale_tol": 0.0, "sigma": 0.0}
         floats |= {"tol_ipr": 0.0, "rho_add": 0.0, "lambda_target": None, "spectrum_weight": 0.0}
         for name, low in floats.items():
-            object.__setattr__(self, name, check_finite_real(f"{p}.{name}", getattr(self, name), low=low))
+            object.__setattr__(self, name, check_real(f"{p}.{name}", getattr(self, name), low=low))
         if self.delta >= 1.0:
             raise ConfigError(f"{p}.delta", self.delta, "must lie in [0, 1)")
         if not 0.0 < self.scale_tol < 1.0:
@@ -486,13 +402,13 @@ class LNPConfig:
         if self.sigma == 0.0:
             raise ConfigError(f"{p}.sigma", self.sigma, "must be > 0")
         if self.tau_bar is not None:
-            object.__setattr__(self, "tau_bar", check_finite_real(f"{p}.tau_bar", self.tau_bar, low=0.0))
+            object.__setattr__(self, "tau_bar", check_real(f"{p}.tau_bar", self.tau_bar, low=0.0))
         object.__setattr__(
             self, "keep_fraction", check_fraction(f"{p}.keep_fraction", self.keep_fraction, open_low=True)
         )
         for name in ("p_min", "q_node", "q_loc"):
             object.__setattr__(self, name, check_fraction(f"{p}.{name}", getattr(self, name)))
-        object.__setattr__(self, "r_cap", check_real(f"{p}.r_cap", self.r_cap, low=1.0))
+        object.__setattr__(self, "r_cap", check_real(f"{p}.r_cap", self.r_cap, low=1.0, allow_inf=True))
         if self.betweenness_pivots is not None:
             check_int(f"{p}.betweenness_pivots", self.betweenness_pivots, 1)
         check_int(f"{p}.bo_startup", self.bo_startup, 0)
@@ -556,7 +472,7 @@ def prune_synapses(
         config: LNP hyper-parameters.
         generator: source of randomness for the Bernoulli draws.
         covariance_fn: ``fn(A, sigma) -> C`` solving :math:`AC + CA^T + \\sigma^2 I = 0`; default
-            :func:`hrsnn.pruning.noise_prune.stationary_covariance`.
+            :func:`hrsnn.dynamics.noise.stationary_covariance`.
     """
     mask = check_bool_matrix("mask", mask).cpu()
     n = mask.shape[0]
@@ -572,7 +488,7 @@ def prune_synapses(
     )
     coupling = coupling_matrix(lyap, w, mode=config.eq3_mode)
     leak = 1.0 / tau64
-    scale = stabilising_scale(leak, coupling, delta=config.delta, method=config.scale_method, tol=config.scale_tol)
+    scale = STABILIZERS[config.scale_method](leak, coupling, config.delta, config.scale_tol)
     scaled = scale * coupling
     solve = covariance_fn if covariance_fn is not None else stationary_covariance
     cov = solve(scaled - torch.diag(leak), config.sigma)
@@ -777,7 +693,8 @@ def delocalise(
     w = check_finite_matrix("weight", weight, mask.shape[0]).detach().to("cpu", torch.float64) * mask
     n = mask.shape[0]
     removed = check_int("removed", removed, 0)
-    ipr, vectors = eigenvector_ipr(w, matrix=config.ipr_matrix)
+    _, vectors = localization_eigenpairs(w, IPR_MATRICES[config.ipr_matrix])
+    ipr = inverse_participation_ratio(vectors)
     mean_ipr = float(ipr.mean())
     scale = IPR_SCALES[config.ipr_scale]
     triggered = scale(mean_ipr, n) > (1.0 + config.tol_ipr) * scale(reference_ipr, reference_size)
@@ -814,8 +731,8 @@ def gamma_quantile_timescales(quantiles: Tensor, shape: float, mean: float, *, b
     u = check_tensor("quantiles", quantiles, dim=1).detach().to("cpu", torch.float64)
     if bool(((u < 0) | (u > 1)).any()):
         raise ConfigError("quantiles", (float(u.min()), float(u.max())), "must lie in [0, 1]")
-    shape = check_finite_real("shape", shape, low=0.0)
-    mean = check_finite_real("mean", mean, low=0.0)
+    shape = check_real("shape", shape, low=0.0)
+    mean = check_real("mean", mean, low=0.0)
     if shape == 0.0 or mean == 0.0:
         raise ConfigError("shape" if shape == 0.0 else "mean", 0.0, "must be > 0")
     lo, hi = _check_pair("bounds", bounds, 0.0)
@@ -943,7 +860,7 @@ def _exponents(fn: Callable[[RSNN], Tensor], model: RSNN, n: int) -> Tensor:
 def _lambda_max(fn: Callable[[RSNN], float], model: RSNN) -> float:
     value = fn(model)
     value = float(value.item()) if isinstance(value, Tensor) else value
-    return check_real("lambda_max_fn", value)
+    return check_real("lambda_max_fn", value, allow_inf=True)
 
 
 def _reference(model: RSNN, config: LNPConfig, spectrum_fn: Callable[[RSNN], Tensor] | None) -> _Reference:
@@ -952,7 +869,9 @@ def _reference(model: RSNN, config: LNPConfig, spectrum_fn: Callable[[RSNN], Ten
     n = w.shape[0]
     present = (w != 0) & off_diagonal(n)
     signs = torch.where(w.sum(0) < 0, -1.0, 1.0).to(torch.float64)
-    ipr = float(eigenvector_ipr(w, matrix=config.ipr_matrix)[0].mean()) if config.delocalise else math.nan
+    ipr = math.nan
+    if config.delocalise:
+        ipr = float(eigenvector_localization(w, IPR_MATRICES[config.ipr_matrix]).ipr.mean())
     radius = spectral_radius(w) if config.renormalise_radius else None
     spectrum = None
     if spectrum_fn is not None and config.tune_timescales:
@@ -1039,7 +958,7 @@ def stability_objective(
         reference: the dense network's top exponents, or None.
         lambda_target: λ*. spectrum_weight: β.
     """
-    lambda_max = check_finite_real("lambda_max", lambda_max)
+    lambda_max = check_real("lambda_max", lambda_max)
     out = (lambda_max - lambda_target) ** 2
     if spectrum is not None and reference is not None:
         spec = spectrum.detach().to("cpu", torch.float64).flatten()
@@ -1202,7 +1121,7 @@ def lnp_prune(
         generator: the only source of randomness of the run (its state is checkpointed and restored).
         checkpoint_path: safetensors checkpoint to write each iteration and resume from.
         progress: show a tqdm progress bar.
-        covariance_fn: ``fn(A, sigma) -> C`` for step 1 (default: scipy's Bartels–Stewart solver).
+        covariance_fn: ``fn(A, sigma) -> C`` for step 1 (default: :func:`hrsnn.dynamics.noise.stationary_covariance`).
         timescale_objective: ``fn(model) -> float`` minimised by step 4, evaluated with the candidate τ already
             set (default: :math:`(\\lambda_{max} - \\lambda^*)^2`, plus the spectrum term with ``spectrum_fn``).
         spectrum_fn: ``fn(model) -> Tensor`` (top exponents, descending) for the default step-4 objective; the

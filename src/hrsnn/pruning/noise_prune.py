@@ -7,9 +7,9 @@ Linear rate network driven by white noise, with :math:`W_{ij}` the weight from j
     \dot x = A x + \sigma \xi(t), \qquad A = -D + W, \qquad D = \mathrm{diag}(d).
 
 1. Stationary covariance: :math:`C` solves the continuous Lyapunov equation :math:`A C + C A^\top + \sigma^2 I = 0`
-   (exists iff A is stable, max Re eig(A) < 0).
+   (exists iff A is stable, max Re eig(A) < 0); :func:`hrsnn.dynamics.noise.stationary_covariance`.
 2. Difference matrix: :math:`\Delta_{ij} = C_{ii} + C_{jj} - 2\,\mathrm{sign}(W_{ij})\,C_{ij}`
-   (the variance of :math:`x_i - \mathrm{sign}(W_{ij}) x_j`, so Δ ≥ 0).
+   (the variance of :math:`x_i - \mathrm{sign}(W_{ij}) x_j`, so Δ ≥ 0); :func:`hrsnn.dynamics.noise.difference_matrix`.
 3. Scores on the edges E (off-diagonal nonzero entries of W): :math:`s_{ij} = |W_{ij}|\,\Delta_{ij}`.
 4. Retention probabilities: :math:`p_{ij} = \min(1, \kappa s_{ij})` with :math:`\kappa = \rho |E| / \sum_E s`
    (normalise the sum, then clip; like the authors' code, no re-normalisation after clipping by default, so the
@@ -33,96 +33,35 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-import numpy as np
-import scipy.linalg
-import scipy.linalg.lapack
 import torch
 from torch import Tensor
 
-from hrsnn.errors import ConfigError
-from hrsnn.pruning._threads import single_threaded
-from hrsnn.pruning._validate import (
+from hrsnn._validate import (
     check_bool,
     check_bool_matrix,
     check_choice,
-    check_finite_matrix,
-    check_finite_real,
     check_fraction,
     check_generator,
     check_real,
     check_vector,
+    float64_matrix,
     off_diagonal,
 )
+from hrsnn.dynamics.noise import difference_matrix, stationary_covariance
+from hrsnn.errors import ConfigError
 
 __all__ = [
     "DIAGONAL_RULES",
     "SCORE_RULES",
     "NoisePruneResult",
-    "difference_matrix",
     "expected_pruned_weight",
     "magnitude_scores",
     "noise_prune",
     "noise_scores",
     "retention_probabilities",
     "sample_edges",
-    "stationary_covariance",
     "uniform_scores",
 ]
-
-
-def _float64(x: Tensor) -> Tensor:
-    return x.detach().to(device="cpu", dtype=torch.float64)
-
-
-def stationary_covariance(a: Tensor, sigma: float = 1.0) -> Tensor:
-    """Stationary covariance of :math:`\\dot x = A x + \\sigma\\xi`: the C solving :math:`AC + CA^T + \\sigma^2 I = 0`.
-
-    Bartels–Stewart in float64 on one thread: real Schur form :math:`A = U R U^T` (so
-    :math:`\\max \\mathrm{Re\\,eig}(A)` is the largest diagonal entry of the standardised R, which gives the
-    stability check for free), then
-    :math:`R Y + Y R^T = -\\sigma^2 I` by LAPACK ``dtrsyl`` and :math:`C = U Y U^T`, symmetrised.
-
-    Args:
-        a: square system matrix A.
-        sigma: noise amplitude σ (> 0); C scales with σ².
-
-    Returns:
-        C, float64 (N, N), on the CPU.
-
-    Raises:
-        ConfigError: ``a`` is not square and finite, or not stable (no stationary covariance exists).
-    """
-    a64 = _float64(check_finite_matrix("a", a))
-    sigma = check_finite_real("sigma", sigma, low=0.0)
-    if sigma == 0.0:
-        raise ConfigError("sigma", sigma, "must be > 0")
-    n = a64.shape[0]
-    if n == 0:
-        return torch.zeros(0, 0, dtype=torch.float64)
-    with single_threaded():
-        r, u = scipy.linalg.schur(a64.numpy(), output="real")
-        max_re = float(np.diagonal(r).max())
-        if max_re >= 0.0:
-            raise ConfigError("a", f"max Re eig = {max_re:.6g}", "is not stable (needs max Re eig < 0)")
-        y, scale, info = scipy.linalg.lapack.dtrsyl(r, r, -(sigma**2) * np.eye(n), trana="N", tranb="T")
-        if info < 0:  # pragma: no cover - only for malformed arguments
-            raise ConfigError("a", f"dtrsyl info={info}", "the Sylvester solver rejected the Schur factors")
-        c = u @ (y / scale) @ u.T
-    out = torch.from_numpy(np.ascontiguousarray(c))
-    return 0.5 * (out + out.T)
-
-
-def difference_matrix(weight: Tensor, covariance: Tensor) -> Tensor:
-    """:math:`\\Delta_{ij} = C_{ii} + C_{jj} - 2\\,\\mathrm{sign}(W_{ij})\\,C_{ij}` (float64).
-
-    Args:
-        weight: (N, N) weights, (post, pre) layout; only their signs are used.
-        covariance: (N, N) stationary covariance C.
-    """
-    weight = check_finite_matrix("weight", weight)
-    cov = _float64(check_finite_matrix("covariance", covariance, weight.shape[0]))
-    var = torch.diagonal(cov)
-    return var[:, None] + var[None, :] - 2.0 * torch.sign(_float64(weight)) * cov
 
 
 def noise_scores(weight: Tensor, covariance: Tensor) -> Tensor:
@@ -131,21 +70,21 @@ def noise_scores(weight: Tensor, covariance: Tensor) -> Tensor:
     Δ is a variance, so rounding negatives are clamped to 0.
     """
     delta = difference_matrix(weight, covariance).clamp_min(0.0)
-    scores = _float64(weight).abs() * delta
+    scores = float64_matrix("weight", weight).abs() * delta
     return scores * off_diagonal(scores.shape[0])
 
 
 def magnitude_scores(weight: Tensor, covariance: Tensor | None = None) -> Tensor:
     """Control rule :math:`s_{ij} = |W_{ij}|` off the diagonal (``covariance`` is ignored)."""
     del covariance
-    w = _float64(check_finite_matrix("weight", weight)).abs()
+    w = float64_matrix("weight", weight).abs()
     return w * off_diagonal(w.shape[0])
 
 
 def uniform_scores(weight: Tensor, covariance: Tensor | None = None) -> Tensor:
     """Control rule :math:`s_{ij} = 1` on every off-diagonal nonzero weight (``covariance`` is ignored)."""
     del covariance
-    w = _float64(check_finite_matrix("weight", weight))
+    w = float64_matrix("weight", weight)
     return ((w != 0) & off_diagonal(w.shape[0])).to(torch.float64)
 
 
@@ -193,7 +132,7 @@ def retention_probabilities(
         p_min: probability floor in [0, 1].
         renormalise: re-normalise after clipping (see above).
     """
-    s = _float64(check_finite_matrix("scores", scores))
+    s = float64_matrix("scores", scores)
     edges = check_bool_matrix("edges", edges, s.shape[0]).cpu()
     rho = check_fraction("keep_fraction", keep_fraction, open_low=True)
     p_min = check_fraction("p_min", p_min)
@@ -237,12 +176,12 @@ def sample_edges(
     Returns:
         ``(kept, new_weight)``: bool (N, N) and float64 (N, N), zero where not kept.
     """
-    w = _float64(check_finite_matrix("weight", weight))
-    p = _float64(check_finite_matrix("probabilities", probabilities, w.shape[0]))
+    w = float64_matrix("weight", weight)
+    p = float64_matrix("probabilities", probabilities, w.shape[0])
     if bool(((p < 0) | (p > 1)).any()):
         raise ConfigError("probabilities", (float(p.min()), float(p.max())), "must lie in [0, 1]")
     check_generator("generator", generator)
-    r_cap = check_real("r_cap", r_cap, low=1.0)
+    r_cap = check_real("r_cap", r_cap, low=1.0, allow_inf=True)
     u = torch.rand(w.shape, generator=generator, dtype=torch.float64, device=generator.device).cpu()
     kept = u < p
     scale = torch.where(kept, torch.clamp(p, min=1.0 / r_cap), torch.ones_like(p))
@@ -251,9 +190,9 @@ def sample_edges(
 
 def expected_pruned_weight(weight: Tensor, probabilities: Tensor, *, r_cap: float = math.inf) -> Tensor:
     """:math:`E[\\tilde W_{ij}] = p_{ij} W_{ij} / \\max(p_{ij}, 1/r_{cap})` (= W where p ≥ 1/r_cap), float64."""
-    w = _float64(check_finite_matrix("weight", weight))
-    p = _float64(check_finite_matrix("probabilities", probabilities, w.shape[0]))
-    r_cap = check_real("r_cap", r_cap, low=1.0)
+    w = float64_matrix("weight", weight)
+    p = float64_matrix("probabilities", probabilities, w.shape[0])
+    r_cap = check_real("r_cap", r_cap, low=1.0, allow_inf=True)
     ratio = p / torch.clamp(p, min=1.0 / r_cap)
     return torch.where(p > 0, ratio, torch.zeros_like(p)) * w
 
@@ -328,9 +267,9 @@ def noise_prune(
     Raises:
         ConfigError: bad shapes or values, or :math:`-D + W` not stable.
     """
-    w = _float64(check_finite_matrix("weight", weight))
+    w = float64_matrix("weight", weight)
     n = w.shape[0]
-    d = _float64(check_vector("leak", leak, n))
+    d = check_vector("leak", leak, n).detach().to(device="cpu", dtype=torch.float64)
     score_rule = SCORE_RULES[check_choice("rule", rule, SCORE_RULES)]
     diagonal_rule = DIAGONAL_RULES[check_choice("diagonal", diagonal, DIAGONAL_RULES)]
     cov = stationary_covariance(w - torch.diag(d), sigma)

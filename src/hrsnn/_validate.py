@@ -1,20 +1,24 @@
-"""Input checks shared by the pruning modules; every failure raises :class:`hrsnn.errors.ConfigError`."""
+"""Input checks shared by :mod:`hrsnn.dynamics` and :mod:`hrsnn.pruning`; every failure raises
+:class:`hrsnn.errors.ConfigError` naming the offending field."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 from numbers import Integral, Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from hrsnn.errors import ConfigError
 
+if TYPE_CHECKING:
+    from hrsnn.network import RSNN
+
 
 def check_int(field: str, value: Any, minimum: int) -> int:
-    """Return ``value`` if it is an integer ``>= minimum``."""
+    """Return ``value`` if it is an integer (not a bool) ``>= minimum``."""
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ConfigError(field, value, "must be an integer")
     if value < minimum:
@@ -22,13 +26,30 @@ def check_int(field: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def check_real(field: str, value: Any, *, low: float | None = None, high: float | None = None) -> float:
-    """Return ``value`` as a float if it is a real number (not NaN) in ``[low, high]``; ±inf only at open ends."""
+def check_real(
+    field: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    strict: bool = False,
+    allow_inf: bool = False,
+) -> float:
+    """Return ``value`` as a float if it is a real number (not a bool) in ``[low, high]`` (``(low, high]`` when
+    ``strict``).
+
+    It must be finite, except that ``allow_inf`` lets +inf through when there is no ``high`` (NaN is then
+    reported as such, and a bound is checked before finiteness).
+    """
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ConfigError(field, value, "must be a real number")
     out = float(value)
+    if not allow_inf and not math.isfinite(out):
+        raise ConfigError(field, value, "must be finite")
     if math.isnan(out):
         raise ConfigError(field, value, "must not be NaN")
+    if low is not None and strict and out <= low:
+        raise ConfigError(field, value, f"must be > {low:g}")
     if low is not None and out < low:
         raise ConfigError(field, value, f"must be >= {low:g}")
     if high is not None and out > high:
@@ -38,17 +59,9 @@ def check_real(field: str, value: Any, *, low: float | None = None, high: float 
     return out
 
 
-def check_finite_real(field: str, value: Any, *, low: float | None = None, high: float | None = None) -> float:
-    """Like :func:`check_real` but also rejects infinities."""
-    out = check_real(field, value, low=low, high=high)
-    if math.isinf(out):
-        raise ConfigError(field, value, "must be finite")
-    return out
-
-
 def check_fraction(field: str, value: Any, *, open_low: bool = False) -> float:
     """Return ``value`` if it lies in [0, 1] (in (0, 1] when ``open_low``)."""
-    out = check_finite_real(field, value, low=0.0, high=1.0)
+    out = check_real(field, value, low=0.0, high=1.0)
     if open_low and out == 0.0:
         raise ConfigError(field, value, "must be > 0")
     return out
@@ -75,13 +88,35 @@ def check_generator(field: str, generator: Any) -> torch.Generator:
     return generator
 
 
-def check_tensor(field: str, x: Any, *, dim: int | None = None) -> Tensor:
-    """Return ``x`` if it is a tensor (of ``dim`` dimensions when given)."""
+def check_model(model: Any) -> RSNN:
+    """Return ``model`` if it is an :class:`hrsnn.network.RSNN` (field ``model``)."""
+    from hrsnn.network import RSNN  # imported here so that this module stays importable by hrsnn.network's imports
+
+    if not isinstance(model, RSNN):
+        raise ConfigError("model", type(model).__name__, "must be an hrsnn.network.RSNN")
+    return model
+
+
+def check_tensor(field: str, x: Any, dim: int | tuple[int, ...] | None = None, *, finite: bool = False) -> Tensor:
+    """Return ``x`` if it is a tensor with ``dim`` dimensions (one of them, when a tuple; any when None).
+
+    With ``finite`` it must also be a floating-point tensor with finite entries.
+    """
     if not isinstance(x, Tensor):
         raise ConfigError(field, type(x).__name__, "must be a torch.Tensor")
-    if dim is not None and x.dim() != dim:
-        raise ConfigError(field, tuple(x.shape), f"must have {dim} dimension(s)")
+    dims = (dim,) if isinstance(dim, int) else dim
+    if dims is not None and x.dim() not in dims:
+        raise ConfigError(field, tuple(x.shape), f"must have {' or '.join(map(str, dims))} dimension(s)")
+    if finite:
+        _check_finite_entries(field, x)
     return x
+
+
+def _check_finite_entries(field: str, x: Tensor) -> None:
+    if not torch.is_floating_point(x):
+        raise ConfigError(field, str(x.dtype), "must be a floating-point tensor")
+    if not bool(torch.isfinite(x).all()):
+        raise ConfigError(field, "non-finite entries", "must be finite")
 
 
 def check_square(field: str, x: Any, n: int | None = None) -> Tensor:
@@ -115,11 +150,13 @@ def check_bool_matrix(field: str, x: Any, n: int | None = None) -> Tensor:
 def check_finite_matrix(field: str, x: Any, n: int | None = None) -> Tensor:
     """Return ``x`` if it is a square floating matrix with finite entries."""
     x = check_square(field, x, n)
-    if not torch.is_floating_point(x):
-        raise ConfigError(field, str(x.dtype), "must be a floating-point tensor")
-    if not bool(torch.isfinite(x).all()):
-        raise ConfigError(field, "non-finite entries", "must be finite")
+    _check_finite_entries(field, x)
     return x
+
+
+def float64_matrix(field: str, x: Any, n: int | None = None) -> Tensor:
+    """:func:`check_finite_matrix`, then ``x`` detached as float64 on the CPU (no copy when it already is)."""
+    return check_finite_matrix(field, x, n).detach().to(device="cpu", dtype=torch.float64)
 
 
 def off_diagonal(n: int, device: torch.device | None = None) -> Tensor:
