@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from types import MappingProxyType
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hrsnn._threads import single_threaded
 from hrsnn.errors import ConfigError
 
 __all__ = [
@@ -479,7 +479,7 @@ def _arpack_radius(matrix: Tensor) -> float | None:
     n_basis = min(n, max(2 * n_values + 1, 64))
     # deterministic start vector: no randomness leaks from numpy's global state
     start = torch.rand(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64).numpy() + 0.5
-    with _single_threaded_blas():
+    with single_threaded():
         try:
             values = eigs(
                 csr_matrix(matrix.numpy()),
@@ -492,34 +492,6 @@ def _arpack_radius(matrix: Tensor) -> float | None:
         except ArpackNoConvergence:
             return None
     return float(np.abs(values).max())
-
-
-def _single_threaded_blas() -> AbstractContextManager[Any]:
-    """Limit OpenBLAS threads during ARPACK: its many small BLAS calls otherwise fight torch's OpenMP pool."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-@contextmanager
-def _single_torch_thread() -> Iterator[None]:
-    """Run the block with one intra-op torch thread, then restore the previous count.
-
-    LAPACK's non-symmetric eigen-solver gains little from threads, and with OpenMP threads on shared cores it
-    can slow down a hundredfold (measured: n=1000 took 30-60 s with 2 threads on a busy 2-core machine,
-    0.5 s with 1).
-    """
-    previous = torch.get_num_threads()
-    if previous == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def spectral_radius(weight: Tensor, dense_limit: int = 2000) -> float:
@@ -551,7 +523,7 @@ def spectral_radius(weight: Tensor, dense_limit: int = 2000) -> float:
         radius = _arpack_radius(matrix)
         if radius is not None:
             return radius
-    with _single_torch_thread():
+    with single_threaded():
         eigenvalues = torch.linalg.eigvals(matrix)
     return float(eigenvalues.abs().max().item())
 
@@ -597,7 +569,7 @@ def _mean_fan_in(mask: Tensor) -> float:
 
 def _init_orthogonal(mask: Tensor, generator: torch.Generator, gain: float, dtype: torch.dtype) -> Tensor:
     weight = torch.empty(mask.shape, dtype=dtype)
-    with _single_torch_thread():  # QR factorisation: same shared-core slowdown as the eigen-solver
+    with single_threaded():  # QR factorisation: same shared-core slowdown as the eigen-solver
         torch.nn.init.orthogonal_(weight, gain=gain, generator=generator)
     return weight * mask
 

@@ -39,7 +39,7 @@ it for every eigenvector of W, of the symmetrised :math:`S_{ij} = (|W_{ij}| + |W
 :math:`S_{ii} = 0` (the undirected graph of W; self-connections ignored), or of its Laplacian
 :math:`L = \mathrm{diag}(S\mathbf{1}) - S` (:data:`LOCALIZATION_OPERATORS`).
 
-Dense LAPACK work (eigenvalues, Schur form, Sylvester solve) runs on one thread, see :mod:`hrsnn.dynamics._threads`.
+Dense LAPACK work (eigenvalues, Schur form, Sylvester solve) runs on one thread, see :mod:`hrsnn._threads`.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ import scipy.linalg.lapack
 import torch
 from torch import Tensor
 
+from hrsnn._threads import single_threaded
 from hrsnn._validate import check_real, check_tensor, float64_matrix, off_diagonal
-from hrsnn.dynamics._threads import single_threaded
 from hrsnn.errors import ConfigError
 
 __all__ = [
