@@ -139,7 +139,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = ExperimentConfig.from_dict(data)
     store = _store(args)
     print(
-        "hrsnn demo: sequential digits (sklearn 8x8, one pixel per step, 64 steps), "
+        f"hrsnn demo: sequential digits (sklearn 8x8 images as 64-step sequences, {dict(config.task.options)}), "
         f"{config.model['layers'][0]['size']} heterogeneous ALIF neurons, {config.train.epochs} epochs\n"
     )
     result = run_experiment(config, store=store, runs_dir=_runs_dir(args, store), log=None if args.quiet else print)

@@ -125,19 +125,21 @@ PRESETS: Mapping[str, Mapping[str, Any]] = _frozen(
                 "skip_steps": 10,
             },
         },
-        # Sequential digits (sklearn's 8×8 digits, 64 steps): a small heterogeneous ALIF RSNN.
+        # Sequential digits (sklearn's 8×8 digits, 64 steps of an 8-pixel sliding window, as NMI's S-MNIST input):
+        # 128 ALIF neurons with log-uniform τ_m in [2, 30] and log-normal τ_adp around 100 (tuned on validation).
         "digits": {
             "name": "digits-srnn",
-            "task": {"name": "digits", "options": {"mode": "pixel"}},
+            "task": {"name": "digits", "options": {"mode": "window", "window": 8}},
             "model": {
                 "layers": [
                     {
-                        "size": 64,
+                        "size": 128,
                         "neuron": {
                             "kind": "alif",
-                            "b0": 0.1,
-                            "beta": 1.8,
-                            "tau_m": {"dist": "gamma", "shape": 3.0, "scale": 5.0, "floor": 2.0},
+                            "b0": 0.01,
+                            "beta": 3.0,
+                            "r_m": 5.0,
+                            "tau_m": {"dist": "loguniform", "low": 2.0, "high": 30.0},
                             "tau_adp": {"dist": "lognormal", "median": 100.0, "sigma": 0.5},
                         },
                         "connectivity": {"kind": "dense", "init": "orthogonal"},
@@ -147,12 +149,10 @@ PRESETS: Mapping[str, Mapping[str, Any]] = _frozen(
                 "state_init": "zeros",
             },
             "train": {
-                "epochs": 30,
+                "epochs": 80,
                 "batch_size": 32,
                 "lr": 1e-2,
-                "scheduler": "step",
-                "step_size": 10,
-                "gamma": 0.5,
+                "scheduler": "linear",
                 "loss": "sum_softmax_ce",
                 "skip_steps": 0,
             },
