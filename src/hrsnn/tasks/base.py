@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -38,58 +38,46 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
-@dataclass(frozen=True, eq=False)
-class SequenceDataset:
-    """A batch-first set of sequences held in memory.
+def _as_index(indices: Sequence[int] | Tensor | np.ndarray, n: int, device: torch.device) -> Tensor:
+    """Validated long index tensor from integer positions in ``[0, n)`` or a boolean mask of length ``n``."""
+    idx = indices if isinstance(indices, Tensor) else torch.as_tensor(np.asarray(indices))
+    if idx.dim() != 1:
+        raise ConfigError("indices", tuple(idx.shape), "must be one-dimensional")
+    if idx.dtype == torch.bool:
+        if idx.numel() != n:
+            raise ConfigError("indices", idx.numel(), f"a boolean mask needs length N = {n}")
+        idx = torch.nonzero(idx.cpu(), as_tuple=False).flatten()
+    elif idx.numel() == 0:
+        idx = torch.zeros(0, dtype=torch.long)
+    elif idx.dtype.is_floating_point or idx.dtype.is_complex:
+        raise ConfigError("indices", idx.dtype, "must be integers or a boolean mask")
+    idx = idx.to(device=device, dtype=torch.long)
+    if idx.numel() > 0:
+        low, high = int(idx.min()), int(idx.max())
+        if low < 0 or high >= n:
+            raise ConfigError("indices", (low, high), f"must lie in [0, {n}) (min, max shown)")
+    return idx
 
-    Attributes:
-        x: inputs, float32 tensor ``(N, T, C)`` with ``T >= 1`` and ``C >= 1`` (``N`` may be 0).
-        y: long labels, ``(N,)`` for sequence classification or ``(N, T)`` for per-step labels, each in
-            ``[0, n_classes)``; on the same device as ``x``.
-        n_classes: number of classes (>= 1).
-        name: a short name, e.g. ``"qtdb/train"``.
 
-    Raises:
-        ConfigError: naming ``dataset.x``, ``dataset.y``, ``dataset.n_classes`` or ``dataset.name``.
-    """
+def check_inputs(x: Any) -> None:
+    """Validate the inputs ``x`` of an in-memory data set: a float32 tensor (N, T, C) with T, C >= 1."""
+    if not isinstance(x, Tensor):
+        raise ConfigError("dataset.x", type(x).__name__, "must be a torch.Tensor")
+    if x.dim() != 3:
+        raise ConfigError("dataset.x", tuple(x.shape), "must have shape (N, T, C)")
+    if x.shape[1] < 1 or x.shape[2] < 1:
+        raise ConfigError("dataset.x", tuple(x.shape), "needs T >= 1 steps and C >= 1 channels")
+    if x.dtype != torch.float32:
+        raise ConfigError("dataset.x", x.dtype, "must be float32")
+
+
+class InMemorySequences:
+    """Shared behaviour of the in-memory data sets (a frozen dataclass with fields ``x``, ``y`` and ``name``):
+    sizes, ``subset``, ``to`` and mini-batch iteration."""
 
     x: Tensor
     y: Tensor
-    n_classes: int
     name: str
-
-    def __post_init__(self) -> None:
-        x, y = self.x, self.y
-        if not isinstance(x, Tensor):
-            raise ConfigError("dataset.x", type(x).__name__, "must be a torch.Tensor")
-        if x.dim() != 3:
-            raise ConfigError("dataset.x", tuple(x.shape), "must have shape (N, T, C)")
-        if x.shape[1] < 1 or x.shape[2] < 1:
-            raise ConfigError("dataset.x", tuple(x.shape), "needs T >= 1 steps and C >= 1 channels")
-        if x.dtype != torch.float32:
-            raise ConfigError("dataset.x", x.dtype, "must be float32")
-        if not isinstance(y, Tensor):
-            raise ConfigError("dataset.y", type(y).__name__, "must be a torch.Tensor")
-        if y.dtype != torch.long:
-            raise ConfigError("dataset.y", y.dtype, "must be long (int64)")
-        if y.dim() not in (1, 2):
-            raise ConfigError("dataset.y", tuple(y.shape), "must have shape (N,) or (N, T)")
-        if y.shape[0] != x.shape[0]:
-            raise ConfigError("dataset.y", tuple(y.shape), f"needs N = {x.shape[0]} rows like dataset.x")
-        if y.dim() == 2 and y.shape[1] != x.shape[1]:
-            raise ConfigError("dataset.y", tuple(y.shape), f"per-step labels need T = {x.shape[1]} steps")
-        if y.device != x.device:
-            raise ConfigError("dataset.y", str(y.device), f"must be on the device of dataset.x ({x.device})")
-        if not _is_int(self.n_classes) or self.n_classes < 1:
-            raise ConfigError("dataset.n_classes", self.n_classes, "must be an int >= 1")
-        if y.numel() > 0:
-            low, high = int(y.min()), int(y.max())
-            if low < 0 or high >= self.n_classes:
-                raise ConfigError(
-                    "dataset.y", (low, high), f"labels must lie in [0, {self.n_classes}) (min, max shown)"
-                )
-        if not isinstance(self.name, str):
-            raise ConfigError("dataset.name", self.name, "must be a str")
 
     @property
     def n_samples(self) -> int:
@@ -106,15 +94,10 @@ class SequenceDataset:
         """Input channels per step ``C``."""
         return int(self.x.shape[2])
 
-    @property
-    def per_step(self) -> bool:
-        """True when ``y`` holds one label per step ``(N, T)``."""
-        return self.y.dim() == 2
-
     def __len__(self) -> int:
         return self.n_samples
 
-    def subset(self, indices: Sequence[int] | Tensor | np.ndarray, *, name: str | None = None) -> SequenceDataset:
+    def subset(self, indices: Sequence[int] | Tensor | np.ndarray, *, name: str | None = None) -> Self:
         """Return the sequences at ``indices`` (in that order) as a new data set.
 
         Args:
@@ -124,32 +107,17 @@ class SequenceDataset:
         Raises:
             ConfigError: naming ``indices`` when they are not 1-D integers in range.
         """
-        idx = torch.as_tensor(np.asarray(indices) if not isinstance(indices, Tensor) else indices)
-        if idx.dim() != 1:
-            raise ConfigError("indices", tuple(idx.shape), "must be one-dimensional")
-        if idx.dtype == torch.bool:
-            if idx.numel() != self.n_samples:
-                raise ConfigError("indices", idx.numel(), f"a boolean mask needs length N = {self.n_samples}")
-            idx = torch.nonzero(idx.cpu(), as_tuple=False).flatten()
-        elif idx.numel() == 0:
-            idx = torch.zeros(0, dtype=torch.long)
-        elif idx.dtype.is_floating_point or idx.dtype.is_complex:
-            raise ConfigError("indices", idx.dtype, "must be integers or a boolean mask")
-        idx = idx.to(device=self.x.device, dtype=torch.long)
-        if idx.numel() > 0:
-            low, high = int(idx.min()), int(idx.max())
-            if low < 0 or high >= self.n_samples:
-                raise ConfigError("indices", (low, high), f"must lie in [0, {self.n_samples}) (min, max shown)")
-        return SequenceDataset(
+        idx = _as_index(indices, self.n_samples, self.x.device)
+        return replace(  # type: ignore[type-var]
+            self,
             x=self.x.index_select(0, idx),
             y=self.y.index_select(0, idx),
-            n_classes=self.n_classes,
             name=self.name if name is None else name,
         )
 
-    def to(self, device: torch.device | str) -> SequenceDataset:
+    def to(self, device: torch.device | str) -> Self:
         """Return a copy with ``x`` and ``y`` on ``device``."""
-        return replace(self, x=self.x.to(device), y=self.y.to(device))
+        return replace(self, x=self.x.to(device), y=self.y.to(device))  # type: ignore[type-var]
 
     def batches(
         self,
@@ -178,10 +146,9 @@ class SequenceDataset:
             raise ConfigError("batch_size", batch_size, "must be an int >= 1")
         if shuffle and not isinstance(generator, torch.Generator):
             raise ConfigError("generator", generator, "shuffle=True needs an explicit torch.Generator")
-        n = self.n_samples
         order: Tensor | None = None
         if shuffle and generator is not None:
-            order = torch.randperm(n, generator=generator, device=generator.device).to(self.x.device)
+            order = torch.randperm(self.n_samples, generator=generator, device=generator.device).to(self.x.device)
         return self._iter_batches(int(batch_size), order, drop_last)
 
     def _iter_batches(self, batch_size: int, order: Tensor | None, drop_last: bool) -> Iterator[tuple[Tensor, Tensor]]:
@@ -194,6 +161,58 @@ class SequenceDataset:
             else:
                 idx = order[start:end]
                 yield self.x.index_select(0, idx), self.y.index_select(0, idx)
+
+
+@dataclass(frozen=True, eq=False)
+class SequenceDataset(InMemorySequences):
+    """A batch-first set of sequences held in memory.
+
+    Attributes:
+        x: inputs, float32 tensor ``(N, T, C)`` with ``T >= 1`` and ``C >= 1`` (``N`` may be 0).
+        y: long labels, ``(N,)`` for sequence classification or ``(N, T)`` for per-step labels, each in
+            ``[0, n_classes)``; on the same device as ``x``.
+        n_classes: number of classes (>= 1).
+        name: a short name, e.g. ``"qtdb/train"``.
+
+    Raises:
+        ConfigError: naming ``dataset.x``, ``dataset.y``, ``dataset.n_classes`` or ``dataset.name``.
+    """
+
+    x: Tensor
+    y: Tensor
+    n_classes: int
+    name: str
+
+    def __post_init__(self) -> None:
+        x, y = self.x, self.y
+        check_inputs(x)
+        if not isinstance(y, Tensor):
+            raise ConfigError("dataset.y", type(y).__name__, "must be a torch.Tensor")
+        if y.dtype != torch.long:
+            raise ConfigError("dataset.y", y.dtype, "must be long (int64)")
+        if y.dim() not in (1, 2):
+            raise ConfigError("dataset.y", tuple(y.shape), "must have shape (N,) or (N, T)")
+        if y.shape[0] != x.shape[0]:
+            raise ConfigError("dataset.y", tuple(y.shape), f"needs N = {x.shape[0]} rows like dataset.x")
+        if y.dim() == 2 and y.shape[1] != x.shape[1]:
+            raise ConfigError("dataset.y", tuple(y.shape), f"per-step labels need T = {x.shape[1]} steps")
+        if y.device != x.device:
+            raise ConfigError("dataset.y", str(y.device), f"must be on the device of dataset.x ({x.device})")
+        if not _is_int(self.n_classes) or self.n_classes < 1:
+            raise ConfigError("dataset.n_classes", self.n_classes, "must be an int >= 1")
+        if y.numel() > 0:
+            low, high = int(y.min()), int(y.max())
+            if low < 0 or high >= self.n_classes:
+                raise ConfigError(
+                    "dataset.y", (low, high), f"labels must lie in [0, {self.n_classes}) (min, max shown)"
+                )
+        if not isinstance(self.name, str):
+            raise ConfigError("dataset.name", self.name, "must be a str")
+
+    @property
+    def per_step(self) -> bool:
+        """True when ``y`` holds one label per step ``(N, T)``."""
+        return self.y.dim() == 2
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from hrsnn.errors import ConfigError
-from hrsnn.tasks.base import _check_fraction, _check_seed, _is_int
+from hrsnn.tasks.base import InMemorySequences, _check_fraction, _check_seed, _is_int, check_inputs
 
 __all__ = [
     "ENCODINGS",
@@ -392,29 +392,8 @@ def mackey_glass(
 # ------------------------------------------------------------------------------------------------ data sets
 
 
-def _as_index(indices: Sequence[int] | Tensor | np.ndarray, n: int, device: torch.device) -> Tensor:
-    """Validated long index tensor from integer positions in ``[0, n)`` or a boolean mask of length ``n``."""
-    idx = indices if isinstance(indices, Tensor) else torch.as_tensor(np.asarray(indices))
-    if idx.dim() != 1:
-        raise ConfigError("indices", tuple(idx.shape), "must be one-dimensional")
-    if idx.dtype == torch.bool:
-        if idx.numel() != n:
-            raise ConfigError("indices", idx.numel(), f"a boolean mask needs length N = {n}")
-        idx = torch.nonzero(idx.cpu(), as_tuple=False).flatten()
-    elif idx.numel() == 0:
-        idx = torch.zeros(0, dtype=torch.long)
-    elif idx.dtype.is_floating_point or idx.dtype.is_complex:
-        raise ConfigError("indices", idx.dtype, "must be integers or a boolean mask")
-    idx = idx.to(device=device, dtype=torch.long)
-    if idx.numel() > 0:
-        low, high = int(idx.min()), int(idx.max())
-        if low < 0 or high >= n:
-            raise ConfigError("indices", (low, high), f"must lie in [0, {n}) (min, max shown)")
-    return idx
-
-
 @dataclass(frozen=True, eq=False)
-class RegressionDataset:
+class RegressionDataset(InMemorySequences):
     """A batch-first set of sequences with real-valued per-step targets, held in memory.
 
     The regression counterpart of :class:`~hrsnn.tasks.base.SequenceDataset`, with the same ``batches`` /
@@ -436,12 +415,7 @@ class RegressionDataset:
 
     def __post_init__(self) -> None:
         x, y = self.x, self.y
-        if not isinstance(x, Tensor):
-            raise ConfigError("dataset.x", type(x).__name__, "must be a torch.Tensor")
-        if x.dim() != 3 or x.shape[1] < 1 or x.shape[2] < 1:
-            raise ConfigError("dataset.x", tuple(x.shape), "must have shape (N, T, C) with T >= 1 and C >= 1")
-        if x.dtype != torch.float32:
-            raise ConfigError("dataset.x", x.dtype, "must be float32")
+        check_inputs(x)
         if not isinstance(y, Tensor):
             raise ConfigError("dataset.y", type(y).__name__, "must be a torch.Tensor")
         if y.dtype != torch.float32:
@@ -456,21 +430,6 @@ class RegressionDataset:
             raise ConfigError("dataset.name", self.name, "must be a str")
 
     @property
-    def n_samples(self) -> int:
-        """Number of sequences ``N``."""
-        return int(self.x.shape[0])
-
-    @property
-    def n_steps(self) -> int:
-        """Sequence length ``T``."""
-        return int(self.x.shape[1])
-
-    @property
-    def n_channels(self) -> int:
-        """Input channels per step ``C``."""
-        return int(self.x.shape[2])
-
-    @property
     def n_outputs(self) -> int:
         """Target dimensions per step ``D``."""
         return int(self.y.shape[2])
@@ -479,59 +438,6 @@ class RegressionDataset:
     def per_step(self) -> bool:
         """Always True: every step has a target."""
         return True
-
-    def __len__(self) -> int:
-        return self.n_samples
-
-    def subset(self, indices: Sequence[int] | Tensor | np.ndarray, *, name: str | None = None) -> RegressionDataset:
-        """Return the sequences at ``indices`` (integer positions, in that order, or a boolean mask of length N).
-
-        Raises:
-            ConfigError: naming ``indices`` when they are not 1-D integers in range.
-        """
-        idx = _as_index(indices, self.n_samples, self.x.device)
-        return RegressionDataset(
-            x=self.x.index_select(0, idx), y=self.y.index_select(0, idx), name=self.name if name is None else name
-        )
-
-    def to(self, device: torch.device | str) -> RegressionDataset:
-        """Return a copy with ``x`` and ``y`` on ``device``."""
-        return replace(self, x=self.x.to(device), y=self.y.to(device))
-
-    def batches(
-        self,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        generator: torch.Generator | None = None,
-        drop_last: bool = False,
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Iterate once over the data set in mini-batches ``(x_b, y_b)``, as ``SequenceDataset.batches``.
-
-        The order is ``torch.randperm(N, generator=generator)`` with ``shuffle``, else ``0, ..., N−1``.
-
-        Raises:
-            ConfigError: naming ``batch_size`` or ``generator`` (shuffle without a generator).
-        """
-        if not _is_int(batch_size) or batch_size < 1:
-            raise ConfigError("batch_size", batch_size, "must be an int >= 1")
-        if shuffle and not isinstance(generator, torch.Generator):
-            raise ConfigError("generator", generator, "shuffle=True needs an explicit torch.Generator")
-        order = None
-        if shuffle and generator is not None:
-            order = torch.randperm(self.n_samples, generator=generator, device=generator.device).to(self.x.device)
-        return self._iter_batches(int(batch_size), order, drop_last)
-
-    def _iter_batches(self, batch_size: int, order: Tensor | None, drop_last: bool) -> Iterator[tuple[Tensor, Tensor]]:
-        n = self.n_samples
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            end = min(start + batch_size, n)
-            if order is None:
-                yield self.x[start:end], self.y[start:end]
-            else:
-                idx = order[start:end]
-                yield self.x.index_select(0, idx), self.y.index_select(0, idx)
 
 
 @dataclass(frozen=True, eq=False)
