@@ -1,4 +1,4 @@
-"""Command-line interface: ``hrsnn train | runs list | runs show | lyapunov | demo``."""
+"""Command-line interface: ``hrsnn train | runs list | runs show | lyapunov | lnp | demo``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import yaml
 from hrsnn.config import deep_update, read_config_file
 from hrsnn.dynamics.cli import add_lyapunov_parser
 from hrsnn.errors import ConfigError, DataNotFoundError
+from hrsnn.experiments.lnp import add_lnp_parser
 from hrsnn.experiments.runner import ExperimentConfig, RunResult, run_experiment
 from hrsnn.experiments.store import RunNotFoundError, RunStore, format_run, format_runs_table
 
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_runs_show)
 
     add_lyapunov_parser(sub)
+    add_lnp_parser(sub)
 
     demo = sub.add_parser("demo", help="train a small heterogeneous ALIF RSNN on sequential digits")
     demo.add_argument("--epochs", type=int)

@@ -1,0 +1,232 @@
+"""Issue 4's LNP experiment: a quick end-to-end run through the CLI handler, the per-task input layer, the random
+baseline's counts, the config and the claims computed from hand-made numbers."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+
+import pytest
+import torch
+
+from hrsnn.errors import ConfigError
+from hrsnn.experiments.lnp import (
+    VARIANTS,
+    LNPExperimentConfig,
+    Stat,
+    SummaryRow,
+    VariantRecord,
+    add_lnp_parser,
+    build_dense,
+    compute_claims,
+    format_claims,
+    random_sparse,
+    summarize,
+    with_input_layer,
+)
+from hrsnn.experiments.store import RunStore
+from hrsnn.pruning import shrink_layer, synapse_total
+
+pytest.importorskip("optuna")
+pytest.importorskip("matplotlib")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hrsnn")
+    parser.add_argument("--store")
+    parser.add_argument("--runs-dir")
+    add_lnp_parser(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lnp")
+    store = root / "runs.sqlite"
+    args = _parser().parse_args(
+        ["--store", str(store), "lnp", "--quick", "--json", "--quiet", "--out", str(root / "out")]
+    )
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = args.func(args)
+    return code, json.loads(buffer.getvalue()), RunStore(store)
+
+
+def _rows(payload, task, variant):
+    return [r for r in payload["records"] if r["task"] == task and r["variant"] == variant]
+
+
+def test_quick_run_table_has_every_task_and_variant(quick_run):
+    code, payload, _ = quick_run
+    assert code == 0
+    cells = {(row["task"], row["variant"]) for row in payload["table"]}
+    assert cells == {(t, v) for t in ("lorenz", "digits") for v in VARIANTS}
+    for row in payload["table"]:
+        assert row["n_seeds"] == 1
+        assert all(math.isfinite(row[c]["mean"]) for c in ("metric", "lambda_max", "firing_rate"))
+    assert {c["name"] for c in payload["claims"]} >= {"lnp_synapses_le_ap", "lnp_metric_ge_ap", "random_less_stable"}
+
+
+def test_quick_run_lnp_shrinks_and_random_matches_its_counts(quick_run):
+    _, payload, _ = quick_run
+    for task in ("lorenz", "digits"):
+        names = ("dense", "lnp", "random_pruned", "activity_pruned")
+        (dense,), (lnp,), (rand,), (ap,) = (_rows(payload, task, v) for v in names)
+        assert lnp["neurons"] < dense["neurons"] == 60
+        assert lnp["synapses"] < dense["synapses"]
+        assert (rand["neurons"], rand["synapses"]) == (lnp["neurons"], lnp["synapses"])
+        assert ap["neurons"] == lnp["neurons"]
+    history = payload["histories"]["0"]
+    assert [e["iteration"] for e in history] == [0, 1, 2]
+    assert history[-1]["neurons"] == _rows(payload, "lorenz", "lnp")[0]["neurons"]
+
+
+def test_quick_run_writes_figures_and_records_the_run(quick_run):
+    _, payload, store = quick_run
+    for name in ("lnp_history", "lyapunov_spectra"):
+        with open(payload["artifacts"][name], "rb") as fh:
+            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    record = store.get_run(payload["run_id"])
+    assert (record.kind, record.status) == ("lnp", "completed")
+    epochs = store.epochs(payload["run_id"])
+    assert [e["metrics"]["iteration"] for e in epochs] == [e["iteration"] for e in payload["histories"]["0"]]
+    kinds = {a["kind"] for a in record.artifacts}
+    assert {"lnp_history", "lyapunov_spectra", "results", "table", "model"} <= kinds
+    metrics = record.final_metrics
+    assert metrics["lorenz.lnp.neurons_mean"] == _rows(payload, "lorenz", "lnp")[0]["neurons"]
+    assert metrics["digits.lnp.accuracy_mean"] == _rows(payload, "digits", "lnp")[0]["metric"]
+    assert isinstance(metrics["claim.digits.random_less_stable"], bool)
+
+
+def test_input_layer_swap_keeps_the_recurrent_network():
+    config = LNPExperimentConfig.from_dict({"quick": True})
+    dense = build_dense(config, 0)
+    keep = torch.zeros(60, dtype=torch.bool)
+    keep[::2] = True
+    pruned = shrink_layer(dense, 0, keep)
+    weight = torch.rand(60, 3, generator=torch.Generator().manual_seed(1))
+    task = with_input_layer(pruned, weight[keep], n_outputs=4, seed=2)
+    layer, old = task.layers[0], pruned.layers[0]
+    assert task.config.n_inputs == 3 and task.config.n_outputs == 4
+    assert torch.equal(layer.input.weight, weight[keep])
+    assert torch.equal(layer.input.bias, torch.full((30,), config.bias))
+    assert torch.equal(layer.weight_rec, old.weight_rec) and torch.equal(layer.mask, old.mask)
+    assert torch.equal(layer.tau_m.tau, old.tau_m.tau)
+    assert task.readout.input.out_features == 4 and pruned.config.n_inputs == config.probe_inputs
+    out = task(torch.rand(2, 5, 3))
+    assert out.readout.shape == (2, 5, 4) and out.layer_spikes[0].shape == (2, 5, 30)
+    with pytest.raises(ConfigError, match="weight"):
+        with_input_layer(pruned, weight)  # 60 rows for a 30-neuron layer
+
+
+def test_random_sparse_hits_exact_counts_and_radius():
+    config = LNPExperimentConfig.from_dict({"quick": True})
+    dense = build_dense(config, 0)
+    for n, s in ((30, 40), (30, 300)):  # 300 > the ~90 synapses a random half keeps: the rest are added
+        result = random_sparse(dense, n, s, generator=torch.Generator().manual_seed(0), radius=3.0)
+        weight = result.model.layers[0].effective_recurrent_weight().detach()
+        assert (result.model.layers[0].size, synapse_total(result.model, 0)) == (n, s)
+        assert not bool(torch.diagonal(weight).any())
+        assert torch.linalg.eigvals(weight.double()).abs().max().item() == pytest.approx(3.0, rel=1e-5)
+        signs = torch.where(dense.layers[0].effective_recurrent_weight().sum(0) < 0, -1.0, 1.0)[result.kept_neurons]
+        assert bool(((weight * signs[None, :]) >= 0).all())  # Dale's law: column signs kept
+
+
+def test_config_parsing_and_errors(tmp_path):
+    config = LNPExperimentConfig.from_dict({"quick": True, "n_neurons": 80, "lnp": {"q_node": 0.2}})
+    assert (config.n_neurons, config.k, config.seeds) == (80, 6, (0,))
+    assert config.lnp_config().q_node == 0.2 and config.lnp_config().k_max == 2
+    assert LNPExperimentConfig.from_dict(config.to_dict()) == config
+    assert LNPExperimentConfig.from_dict({"clustered": True}).tau_spec()["dist"] == "clustered"
+    with pytest.raises(ConfigError, match="tasks"):
+        LNPExperimentConfig.from_dict({"tasks": ["cifar"]})
+    with pytest.raises(ConfigError, match="lnp.q_node"):
+        LNPExperimentConfig.from_dict({"lnp": {"q_node": 2.0}})
+    with pytest.raises(ConfigError, match="readout.nope"):
+        LNPExperimentConfig.from_dict({"readout": {"nope": 1}})
+    with pytest.raises(ConfigError, match="k"):
+        LNPExperimentConfig(n_neurons=10, k=12)
+    args = _parser().parse_args(["lnp", "--seeds", "0,x"])
+    with pytest.raises(ConfigError, match="--seeds"):
+        args.func(args)
+    path = tmp_path / "lnp.toml"
+    path.write_text("quick = true\nn_neurons = 3\n", encoding="utf-8")
+    args = _parser().parse_args(["lnp", "--config", str(path), "--set", "k=4"])
+    with pytest.raises(ConfigError, match="n_neurons"):  # the file's value, after --set
+        args.func(args)
+
+
+def _row(task, variant, metric, std, synapses, lam, neurons=100.0, metric_name="nrmse"):
+    stats = (Stat(neurons, 0.0), Stat(synapses, 5.0), Stat(metric, std), Stat(lam, 0.01), Stat(0.05, 0.0))
+    return SummaryRow(task, variant, metric_name, metric_name == "accuracy", 3, *stats, Stat(10.0, 0.0))
+
+
+def _claims(rows):
+    return {(c.task, c.name): c for c in compute_claims(rows)}
+
+
+def test_claims_from_hand_made_numbers():
+    rows = [
+        _row("lorenz", "lnp", 0.30, 0.02, 2500, -0.05),
+        _row("lorenz", "activity_pruned", 0.31, 0.01, 4900, -0.06),
+        _row("lorenz", "random_pruned", 0.35, 0.01, 2500, -0.02),
+        _row("lorenz", "lnp_homogeneous", 0.40, 0.01, 2500, -0.07),
+        _row("digits", "lnp", 0.80, 0.01, 2500, -0.05, metric_name="accuracy"),
+        _row("digits", "activity_pruned", 0.90, 0.02, 2400, -0.04, metric_name="accuracy"),
+        _row("digits", "random_pruned", 0.85, 0.01, 2500, -0.08, metric_name="accuracy"),
+    ]
+    claims = _claims(rows)
+    assert claims[("lorenz", "lnp_synapses_le_ap")].holds
+    assert claims[("lorenz", "lnp_metric_ge_ap")].holds  # lower NRMSE is better
+    assert claims[("lorenz", "lnp_beats_ap")].holds
+    assert claims[("lorenz", "random_less_stable")].holds
+    assert claims[("lorenz", "heterogeneous_tau_helps")].holds
+    assert not claims[("digits", "lnp_synapses_le_ap")].holds  # 2500 > 2400
+    assert not claims[("digits", "lnp_metric_ge_ap")].holds  # 0.80 < 0.90 - 0.02
+    assert not claims[("digits", "lnp_beats_ap")].holds
+    assert not claims[("digits", "random_less_stable")].holds  # random is more stable
+    assert ("digits", "heterogeneous_tau_helps") not in claims  # no homogeneous row for digits
+    assert claims[("digits", "lnp_metric_ge_ap")].numbers["margin"] == 0.02
+    # "equal" means within the larger seed std: 0.33 vs 0.31 with std 0.02 still counts as equal
+    near = _claims([_row("t", "lnp", 0.33, 0.02, 1, 0.0), _row("t", "activity_pruned", 0.31, 0.0, 1, 0.0)])
+    assert near[("t", "lnp_metric_ge_ap")].holds
+    worse = _claims([_row("t", "lnp", 0.34, 0.02, 1, 0.0), _row("t", "activity_pruned", 0.31, 0.0, 1, 0.0)])
+    assert not worse[("t", "lnp_metric_ge_ap")].holds
+    assert "FAILS" in format_claims(compute_claims(rows))
+
+
+def test_summarize_means_and_sample_std():
+    records = [
+        VariantRecord("lorenz", variant, seed, 10 + seed, 50, metric, "nrmse", -0.1, 0.02, 9.0)
+        for variant, values in (("lnp", (0.2, 0.4)), ("dense", (0.1, 0.1)))
+        for seed, metric in enumerate(values)
+    ]
+    rows = {r.variant: r for r in summarize(records)}
+    assert [r.variant for r in summarize(records)] == ["dense", "lnp"]  # table order
+    assert rows["lnp"].metric == Stat(pytest.approx(0.3), pytest.approx(math.sqrt(0.02)))
+    assert rows["lnp"].neurons == Stat(10.5, pytest.approx(math.sqrt(0.5)))
+    assert not rows["lnp"].higher_is_better and rows["dense"].metric.std == 0.0
+
+
+def test_claims_report_paired_per_seed_differences():
+    metrics = {"lnp": (0.30, 0.50, 0.20), "activity_pruned": (0.35, 0.45, 0.30), "random_pruned": (0.4, 0.4, 0.4)}
+    lams = {"lnp": (-0.05, -0.03, -0.04), "activity_pruned": (-0.1,) * 3, "random_pruned": (-0.02, -0.04, -0.01)}
+    records = [
+        VariantRecord("lorenz", v, seed, 50, 100, metrics[v][seed], "nrmse", lams[v][seed], 0.05, 10.0)
+        for v in metrics
+        for seed in range(3)
+    ]
+    claims = _claims_from(records)
+    metric = claims[("lorenz", "lnp_metric_ge_ap")].numbers  # LNP better in seeds 0 and 2 (lower NRMSE)
+    assert metric["seeds_favouring"] == 2 and metric["seeds_paired"] == 3
+    assert metric["paired_diff_mean"] == pytest.approx((0.05 - 0.05 + 0.10) / 3)
+    stability = claims[("lorenz", "random_less_stable")].numbers  # random higher in seeds 0 and 2
+    assert (stability["seeds_favouring"], stability["paired_diff_mean"]) == (2, pytest.approx(0.05 / 3))
+    assert "paired_diff_mean" not in compute_claims(summarize(records))[2].numbers  # only with records
+
+
+def _claims_from(records):
+    return {(c.task, c.name): c for c in compute_claims(summarize(records), records)}
