@@ -9,29 +9,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hrsnn.config import deep_update, read_config_file
+from hrsnn.config import deep_update, parse_overrides, read_config_file
 from hrsnn.dynamics.cli import add_lyapunov_parser
 from hrsnn.errors import ConfigError, DataNotFoundError
 from hrsnn.experiments.lnp import add_lnp_parser
 from hrsnn.experiments.runner import ExperimentConfig, RunResult, run_experiment
 from hrsnn.experiments.store import RunNotFoundError, RunStore, format_run, format_runs_table
-
-
-def _parse_set(items: Sequence[str]) -> dict[str, Any]:
-    """``a.b.c=value`` pairs (value parsed as YAML: numbers, booleans, lists) → nested dict."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError("--set", item, "must look like section.field=value")
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
-    return out
 
 
 def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -74,7 +57,7 @@ def _runs_dir(args: argparse.Namespace, store: RunStore) -> Path:
 def _experiment_from_args(args: argparse.Namespace) -> ExperimentConfig:
     data: dict[str, Any] = read_config_file(args.config) if args.config else {}
     data = deep_update(data, _cli_overrides(args))
-    data = deep_update(data, _parse_set(args.set))
+    data = deep_update(data, parse_overrides(args.set))
     return ExperimentConfig.from_dict(data)
 
 

@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hrsnn.config import deep_update, from_dict, read_config_file, to_dict
+from hrsnn.config import deep_update, from_dict, parse_overrides, read_config_file, to_dict
 from hrsnn.connectivity import ConnectivitySpec, scale_to_spectral_radius, spectral_radius
 from hrsnn.dynamics import DriveConfig, FTLEConfig, LyapunovConfig, SpikingMap, node_ftle, rsnn_lyapunov
 from hrsnn.errors import ConfigError
@@ -1422,8 +1422,6 @@ def _finish(
 
 
 def _cli_data(args: argparse.Namespace) -> dict[str, Any]:
-    from hrsnn.cli import _parse_set  # here, not at module level: hrsnn.cli imports this module
-
     data: dict[str, Any] = read_config_file(args.config) if args.config else {}
     over: dict[str, Any] = {}
     if args.neurons is not None:
@@ -1434,7 +1432,7 @@ def _cli_data(args: argparse.Namespace) -> dict[str, Any]:
         over["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if args.quick:
         over["quick"] = True
-    return deep_update(deep_update(data, over), _parse_set(args.set))
+    return deep_update(deep_update(data, over), parse_overrides(args.set))
 
 
 def _parse_int(option: str, text: str) -> int:
