@@ -149,3 +149,38 @@ def test_clone_model_is_independent_but_shares_configs():
 def test_history_entry_round_trip():
     entry = PruneHistoryEntry(3, 10, 40, -0.01, None, 1.5, "note")
     assert PruneHistoryEntry.from_dict(entry.to_dict()) == entry
+
+
+def test_bptt_fine_tuning_of_a_shrunk_network_learns_and_keeps_its_mask():
+    """The pruned network is an ordinary RSNN: the core trainer fine-tunes it and pruned synapses stay absent."""
+    from hrsnn.objectives import make_objective
+    from hrsnn.tasks.base import SequenceDataset
+    from hrsnn.training import TrainConfig, Trainer, evaluate
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (64,), generator=g)
+    rates = torch.full((64, 20, 2), 0.05)
+    rates[torch.arange(64), :, y] = 0.6
+    data = SequenceDataset((torch.rand(64, 20, 2, generator=g) < rates).float(), y, 2, "toy")
+    cfg = RSNNConfig(
+        n_inputs=2,
+        n_outputs=2,
+        layers=(
+            LayerConfig(
+                size=20, neuron=NeuronConfig(b0=0.05), connectivity=ConnectivitySpec(kind="erdos_renyi", p=0.4)
+            ),
+        ),
+        readout=ReadoutConfig(neuron=NeuronConfig(b0=0.05)),
+    )
+    keep = torch.ones(20, dtype=torch.bool)
+    keep[::3] = False
+    model = shrink_layer(RSNN(cfg, seed=0), 0, keep)
+    mask = model.layers[0].mask.clone()
+    objective = make_objective("mean_readout_ce")
+    before = evaluate(model, data, objective)["loss"]
+    Trainer(model, TrainConfig(epochs=6, batch_size=16, loss="mean_readout_ce", lr=0.02, progress=False)).fit(
+        data, data
+    )
+    assert evaluate(model, data, objective)["loss"] < 0.8 * before
+    assert torch.equal(model.layers[0].mask, mask)
+    assert (model.layers[0].effective_recurrent_weight()[~mask] == 0).all()
