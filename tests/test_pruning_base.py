@@ -167,7 +167,7 @@ def test_bptt_fine_tuning_of_a_shrunk_network_learns_and_keeps_its_mask():
         n_outputs=2,
         layers=(
             LayerConfig(
-                size=20, neuron=NeuronConfig(b0=0.05), connectivity=ConnectivitySpec(kind="erdos_renyi", p=0.4)
+                size=20, neuron=NeuronConfig(b0=0.05, r_m=4.0), connectivity=ConnectivitySpec(kind="erdos_renyi", p=0.4)
             ),
         ),
         readout=ReadoutConfig(neuron=NeuronConfig(b0=0.05)),
@@ -178,9 +178,9 @@ def test_bptt_fine_tuning_of_a_shrunk_network_learns_and_keeps_its_mask():
     mask = model.layers[0].mask.clone()
     objective = make_objective("mean_readout_ce")
     before = evaluate(model, data, objective)["loss"]
-    Trainer(model, TrainConfig(epochs=6, batch_size=16, loss="mean_readout_ce", lr=0.02, progress=False)).fit(
+    Trainer(model, TrainConfig(epochs=8, batch_size=16, loss="mean_readout_ce", lr=0.02, progress=False)).fit(
         data, data
     )
-    assert evaluate(model, data, objective)["loss"] < 0.8 * before
+    assert evaluate(model, data, objective)["loss"] < 0.7 * before
     assert torch.equal(model.layers[0].mask, mask)
     assert (model.layers[0].effective_recurrent_weight()[~mask] == 0).all()
