@@ -215,6 +215,28 @@ class SequenceDataset(InMemorySequences):
         return self.y.dim() == 2
 
 
+def check_splits(splits: Any, kind: type, shared: tuple[str, ...]) -> None:
+    """Validate a frozen train/val/test container and freeze its ``info``.
+
+    Every part must be a ``kind``; ``val`` and ``test`` must agree with ``train`` on the ``shared`` attributes.
+
+    Raises:
+        ConfigError: naming ``splits.<part>`` or ``splits.info``.
+    """
+    for part in ("train", "val", "test"):
+        ds = getattr(splits, part)
+        if not isinstance(ds, kind):
+            raise ConfigError(f"splits.{part}", type(ds).__name__, f"must be a {kind.__name__}")
+    want = tuple(getattr(splits.train, name) for name in shared)
+    for part in ("val", "test"):
+        got = tuple(getattr(getattr(splits, part), name) for name in shared)
+        if got != want:
+            raise ConfigError(f"splits.{part}", got, f"({', '.join(shared)}) must match train {want}")
+    if not isinstance(splits.info, Mapping):
+        raise ConfigError("splits.info", type(splits.info).__name__, "must be a Mapping")
+    object.__setattr__(splits, "info", MappingProxyType(dict(splits.info)))
+
+
 @dataclass(frozen=True, eq=False)
 class TaskSplits:
     """The train, validation and test sets of one task, plus read-only metadata.
@@ -236,24 +258,7 @@ class TaskSplits:
     info: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for part in ("train", "val", "test"):
-            ds = getattr(self, part)
-            if not isinstance(ds, SequenceDataset):
-                raise ConfigError(f"splits.{part}", type(ds).__name__, "must be a SequenceDataset")
-        ref = self.train
-        for part in ("val", "test"):
-            ds = getattr(self, part)
-            got = (ds.n_steps, ds.n_channels, ds.n_classes, ds.per_step)
-            want = (ref.n_steps, ref.n_channels, ref.n_classes, ref.per_step)
-            if got != want:
-                raise ConfigError(
-                    f"splits.{part}",
-                    got,
-                    f"(n_steps, n_channels, n_classes, per_step) must match train {want}",
-                )
-        if not isinstance(self.info, Mapping):
-            raise ConfigError("splits.info", type(self.info).__name__, "must be a Mapping")
-        object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
+        check_splits(self, SequenceDataset, ("n_steps", "n_channels", "n_classes", "per_step"))
 
     @property
     def n_classes(self) -> int:

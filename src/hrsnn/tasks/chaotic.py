@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from hrsnn.errors import ConfigError
-from hrsnn.tasks.base import InMemorySequences, _check_fraction, _check_seed, _is_int, check_inputs
+from hrsnn.tasks.base import InMemorySequences, _check_fraction, _check_seed, _is_int, check_inputs, check_splits
 
 __all__ = [
     "ENCODINGS",
@@ -458,18 +458,7 @@ class RegressionSplits:
     info: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for part in ("train", "val", "test"):
-            if not isinstance(getattr(self, part), RegressionDataset):
-                raise ConfigError(f"splits.{part}", type(getattr(self, part)).__name__, "must be a RegressionDataset")
-        want = (self.train.n_steps, self.train.n_channels, self.train.n_outputs)
-        for part in ("val", "test"):
-            ds = getattr(self, part)
-            got = (ds.n_steps, ds.n_channels, ds.n_outputs)
-            if got != want:
-                raise ConfigError(f"splits.{part}", got, f"(n_steps, n_channels, n_outputs) must match train {want}")
-        if not isinstance(self.info, Mapping):
-            raise ConfigError("splits.info", type(self.info).__name__, "must be a Mapping")
-        object.__setattr__(self, "info", MappingProxyType(dict(self.info)))
+        check_splits(self, RegressionDataset, ("n_steps", "n_channels", "n_outputs"))
 
     @property
     def n_channels(self) -> int:
