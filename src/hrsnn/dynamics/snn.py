@@ -467,6 +467,14 @@ class _DrivenNetwork:
             raise ConfigError("x", tuple(getattr(x, "shape", ())), f"must be (batch, {dim})")
         return x
 
+    def advance(self, x: Tensor, t0: int, n: int) -> Tensor:
+        """``n`` steps from step ``t0`` (no tangents; subclasses define ``dim`` and ``_step``)."""
+        x = self._check_state(x, self.dim).to(torch.float64)
+        with torch.no_grad():
+            for t in range(t0, t0 + n):
+                x = self._step(x, t, record=False)[0]
+        return x
+
 
 # --------------------------------------------------------------------------------------------------
 # the spiking map
@@ -570,14 +578,6 @@ class SpikingMap(_DrivenNetwork):
     def step(self, x: Tensor, t: int) -> Tensor:
         """The map :math:`x_{t+1} = F_t(x_t)` on a batch (B, dim): pure, so ``torch.func`` transforms apply."""
         return self._step(self._check_state(x, self.dim), t, record=False)[0]
-
-    def advance(self, x: Tensor, t0: int, n: int) -> Tensor:
-        """``n`` steps from step ``t0``."""
-        x = self._check_state(x, self.dim).to(torch.float64)
-        with torch.no_grad():
-            for t in range(t0, t0 + n):
-                x = self._step(x, t, record=False)[0]
-        return x
 
     def linearize(self, x: Tensor, t0: int, n: int) -> tuple[Tensor, _SpikingLinearization]:
         """``n`` steps from ``t0``, keeping the tangent coefficients of each step."""
@@ -764,14 +764,6 @@ class RateMap(_DrivenNetwork):
     def step(self, r: Tensor, t: int) -> Tensor:
         """:math:`r_{t+1} = \\alpha r_t + (1-\\alpha)\\phi(W r_t + c_t)` on a batch (B, dim)."""
         return self._step(self._check_state(r, self.dim), t, record=False)[0]
-
-    def advance(self, x: Tensor, t0: int, n: int) -> Tensor:
-        """``n`` steps from ``t0``."""
-        x = self._check_state(x, self.dim).to(torch.float64)
-        with torch.no_grad():
-            for t in range(t0, t0 + n):
-                x = self._step(x, t, record=False)[0]
-        return x
 
     def linearize(self, x: Tensor, t0: int, n: int) -> tuple[Tensor, _RateLinearization]:
         """``n`` steps from ``t0``, keeping :math:`(1-\\alpha)\\phi'(h_t)` of each step."""
