@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from hrsnn.cli import main
-from hrsnn.experiments.store import RunStore
+from hrsnn.experiments.store import RunNotFoundError, RunStore
 
 TINY = [
     "--set", "model.layers=[{size: 8, neuron: {b0: 0.01}}]",
@@ -50,17 +56,104 @@ def test_config_file_and_bad_field_errors(capsys, tmp_path):
     assert code == 2 and "no run with id 42" in err
 
 
-def test_resume_continues_a_killed_run(capsys, tmp_path):
+def _spawn_train(tmp_path, *args) -> subprocess.Popen[str]:
+    """`hrsnn train` in a child process (its own store in tmp_path), as a user or job scheduler would start it."""
+    cmd = [sys.executable, "-m", "hrsnn.cli", "--store", str(tmp_path / "runs.sqlite"), "train", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for_epochs(store_path, run_id: int, n: int, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if store_path.exists():
+            with contextlib.suppress(RunNotFoundError):
+                if len(RunStore(store_path).epochs(run_id)) >= n:
+                    return
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"run {run_id} did not reach {n} epochs in {timeout} s")
+
+
+SLOW = ["--epochs", "6", "--quiet", *TINY]
+
+
+def test_a_killed_run_shows_as_crashed_and_resumes_to_the_uninterrupted_result(capsys, tmp_path):
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    code, out, _ = _run(capsys, reference, "train", "--json", *SLOW)
+    assert code == 0
+    expected = json.loads(out.splitlines()[-1])
+
+    proc = _spawn_train(tmp_path, *SLOW)
+    store = RunStore(tmp_path / "runs.sqlite")
+    _wait_for_epochs(store.path, 1, 2, proc)
+    proc.kill()  # SIGKILL: no handler runs, the row says "running"
+    proc.communicate()
+    record = store.get_run(1)
+    assert record.status == "running" and record.state == "crashed"
+    code, out, _ = _run(capsys, tmp_path, "runs", "list")
+    assert "crashed" in out
+    done = len(store.epochs(1))
+    assert 2 <= done < 6
+    code, out, _ = _run(capsys, tmp_path, "train", "--resume", "1", "--json")
+    assert code == 0
+    resumed = json.loads(out.splitlines()[-1])
+    # killed after `done` epochs and resumed: the same model as a run that was never interrupted
+    for key in ("test_accuracy", "test_loss", "val_accuracy", "best_epoch", "epochs_run"):
+        assert resumed[key] == expected[key], key
+    assert store.get_run(1).status == "completed" and len(store.epochs(1)) == 6
+
+
+def test_sigterm_marks_the_run_interrupted_with_a_resume_hint(tmp_path):
+    proc = _spawn_train(tmp_path, *SLOW)
+    store = RunStore(tmp_path / "runs.sqlite")
+    _wait_for_epochs(store.path, 1, 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "run 1 terminated by SIGTERM; resume it with `hrsnn train --resume 1`" in err
+    record = store.get_run(1)
+    assert (record.status, record.state, record.reason) == ("interrupted", "interrupted", "terminated by SIGTERM")
+
+
+def test_resuming_a_live_run_is_refused(capsys, tmp_path):
+    proc = _spawn_train(tmp_path, "--epochs", "200", "--quiet", *TINY)
+    try:
+        _wait_for_epochs(tmp_path / "runs.sqlite", 1, 1, proc)
+        code, _, err = _run(capsys, tmp_path, "train", "--resume", "1")
+        assert code == 2 and f"run=1: is still running (pid {proc.pid} on host" in err
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_resume_with_epochs_extends_a_completed_run_and_refuses_what_it_cannot_do(capsys, tmp_path):
     code, out, _ = _run(capsys, tmp_path, "train", "--epochs", "1", "--json", *TINY)
     assert code == 0
     store = RunStore(tmp_path / "runs.sqlite")
-    store.set_status(1, "interrupted")
-    # resuming a finished 1-epoch run with its own config trains nothing more and reports the same metrics
-    code, out2, _ = _run(capsys, tmp_path, "train", "--resume", "1", "--json")
-    assert code == 0
-    first, second = json.loads(out.splitlines()[-1]), json.loads(out2.splitlines()[-1])
-    assert second["run_id"] == 1 and second["test_accuracy"] == first["test_accuracy"]
-    assert store.get_run(1).status == "completed" and len(store.epochs(1)) == 1
+    # a completed run without more epochs: nothing to do, said clearly
+    code, _, err = _run(capsys, tmp_path, "train", "--resume", "1")
+    assert code == 2 and "run 1 is completed (1 epochs); give --epochs > 1 to extend it" in err
+    code, _, err = _run(capsys, tmp_path, "train", "--resume", "1", "--lr", "0.1")
+    assert code == 2 and "--lr=0.1: cannot change when resuming run 1" in err
+    code, out, _ = _run(capsys, tmp_path, "train", "--resume", "1", "--epochs", "3", "--json")
+    assert code == 0 and json.loads(out.splitlines()[-1])["epochs_run"] == 3
+    record = store.get_run(1)
+    assert record.status == "completed" and len(record.epochs) == 3 and record.config["train"]["epochs"] == 3
+    code, _, err = _run(capsys, tmp_path, "train", "--resume", "1", "--epochs", "2")
+    assert code == 2 and "run 1 has already trained 3 epochs" in err
+    assert store.get_run(1).status == "completed"  # a refused resume leaves the run as it was
+
+
+def test_non_finite_training_fails_the_run_with_its_reason(capsys, tmp_path):
+    code, _, err = _run(capsys, tmp_path, "train", "--lr", "1e6", "--epochs", "3", "--quiet", *TINY)
+    assert code == 1
+    assert err.count("\n") == 1 and "hrsnn: error: non-finite" in err and "run 1 is marked failed" in err
+    record = RunStore(tmp_path / "runs.sqlite").get_run(1)
+    assert record.status == "failed" and record.reason.startswith("NonFiniteError: non-finite")
+    assert "model" not in {a["kind"] for a in record.artifacts}
 
 
 def test_demo_prints_result_table(capsys, tmp_path):

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import multiprocessing
+import os
 import random
+import shutil
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +24,14 @@ from hrsnn.experiments import (
     default_store_path,
     environment_info,
 )
-from hrsnn.experiments.store import SCHEMA_VERSION, RunNotFoundError, format_run, format_runs_table
+from hrsnn.experiments.store import (
+    SCHEMA_VERSION,
+    RunBusyError,
+    RunNotFoundError,
+    code_version,
+    format_run,
+    format_runs_table,
+)
 
 
 def _worker(db_path: str, worker: int) -> None:
@@ -202,8 +217,8 @@ def test_default_path_under_hrsnn_home(tmp_path, monkeypatch):
     assert (tmp_path / ".hrsnn" / "runs.sqlite").is_file()
 
 
-def test_environment_info_keys(tmp_path):
-    info = environment_info(tmp_path)  # tmp_path is no git checkout
+def test_environment_info_keys():
+    info = environment_info()
     expected = {
         "python",
         "platform",
@@ -216,13 +231,45 @@ def test_environment_info_keys(tmp_path):
         "cuda_device",
         "cuda_version",
         "git_commit",
+        "git_dirty",
     }
     assert set(info) == expected
-    assert info["git_commit"] is None
     assert isinstance(info["cuda_available"], bool)
     assert info["python"].count(".") == 2
-    here = environment_info(Path(__file__).parent)
-    assert here["git_commit"] is None or len(here["git_commit"]) == 40
+    assert info["hrsnn"] == importlib.metadata.version("hrsnn")
+
+
+def _git_repo(path: Path) -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=path, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    (path / "pkg").mkdir()
+    (path / "pkg" / "mod.py").write_text("x = 1\n")
+    git("add", "pkg/mod.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    return git("rev-parse", "HEAD").strip()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_code_version_follows_the_package_not_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "checkout").mkdir()
+    commit = _git_repo(tmp_path / "checkout")
+    # the package lives in the checkout: its commit is recorded, wherever the user stands
+    monkeypatch.chdir("/")
+    info = code_version(tmp_path / "checkout" / "pkg")
+    assert info["git_commit"] == commit and info["git_dirty"] is False
+    (tmp_path / "checkout" / "pkg" / "mod.py").write_text("x = 2\n")
+    assert code_version(tmp_path / "checkout" / "pkg")["git_dirty"] is True
+    # standing inside a checkout does not lend its commit to a package installed elsewhere
+    elsewhere = tmp_path / "site-packages" / "pkg"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "checkout")
+    assert code_version(elsewhere)["git_commit"] is None
+    # an untracked folder inside a checkout (a venv) is not that checkout's code either
+    venv_pkg = tmp_path / "checkout" / ".venv" / "pkg"
+    venv_pkg.mkdir(parents=True)
+    assert code_version(venv_pkg)["git_commit"] is None
 
 
 def test_formatting(tmp_path):
@@ -258,3 +305,109 @@ def test_formatting(tmp_path):
     assert "test_acc" in report and "0.8765" in report
     assert "checkpoint: " + str(tmp_path / "a.safetensors") in report
     assert "0.1235" in report
+
+
+def test_old_schema_is_migrated_and_keeps_its_runs(tmp_path):
+    path = tmp_path / "v1.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        """CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,
+        status TEXT NOT NULL, created_at TEXT NOT NULL, finished_at TEXT, seed INTEGER, config_json TEXT NOT NULL,
+        env_json TEXT, final_metrics_json TEXT, notes TEXT);
+        CREATE TABLE epochs (run_id INTEGER NOT NULL, epoch INTEGER NOT NULL, metrics_json TEXT NOT NULL,
+        created_at TEXT NOT NULL, PRIMARY KEY (run_id, epoch));
+        CREATE TABLE artifacts (run_id INTEGER NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL,
+        created_at TEXT NOT NULL);
+        INSERT INTO runs (name, kind, status, created_at, config_json) VALUES ('old', 'train', 'running',
+        '2026-01-01T00:00:00.000+00:00', '{}');
+        PRAGMA user_version = 1;"""
+    )
+    con.close()
+    store = RunStore(path)
+    record = store.get_run(1)
+    assert record.name == "old" and record.host is None
+    # an old "running" row has no owner and no heartbeat: nobody can vouch for it
+    assert record.state == "stale"
+    store.finish_run(1, status="failed", reason="boom")
+    assert store.get_run(1).reason == "boom"
+
+
+def test_hrsnn_home_pointing_at_a_file_is_a_clear_error(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    monkeypatch.setenv("HRSNN_HOME", str(home))
+    with pytest.raises(ConfigError, match=r"HRSNN_HOME=.*is a file"):
+        RunStore()
+
+
+_HOLD = """
+import sys, time
+from hrsnn.experiments.store import RunStore
+store = RunStore(sys.argv[1])
+run_id = store.create_run(name="held", kind="train", config={}, seed=0)
+print(run_id, flush=True)
+time.sleep(120)
+"""
+
+
+def _held_run(db: Path) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(db)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def test_a_killed_owner_shows_as_crashed_and_a_live_one_cannot_be_taken_over(tmp_path):
+    db = tmp_path / "runs.sqlite"
+    proc, run_id = _held_run(db)
+    store = RunStore(db)
+    try:
+        record = store.get_run(run_id)
+        assert (record.state, record.pid, record.host) == ("running", proc.pid, socket.gethostname())
+        with pytest.raises(RunBusyError, match=rf"run={run_id}: is still running \(pid {proc.pid}"):
+            store.claim_run(run_id)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    record = store.get_run(run_id)
+    assert record.status == "running" and record.state == "crashed"
+    assert [r.id for r in store.list_runs(status="crashed")] == [run_id]
+    assert store.list_runs(status="running") == []
+    assert "crashed" in format_runs_table(store.list_runs())
+    assert f"hrsnn train --resume {run_id}" in format_run(record)
+    store.claim_run(run_id)  # now allowed: this process becomes the owner
+    record = store.get_run(run_id)
+    assert (record.state, record.pid) == ("running", os.getpid())
+
+
+def test_a_run_of_another_host_is_stale_once_its_heartbeat_stops(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    run_id = store.create_run(name="remote", kind="train", config={}, seed=0)
+    con = sqlite3.connect(store.path)
+    con.execute("UPDATE runs SET host = 'elsewhere', pid = 1 WHERE id = ?", (run_id,))
+    con.commit()
+    assert store.get_run(run_id).state == "running"  # fresh heartbeat
+    with pytest.raises(RunBusyError, match="on host elsewhere"):
+        store.claim_run(run_id)
+    con.execute("UPDATE runs SET heartbeat_at = '2026-01-01T00:00:00.000+00:00' WHERE id = ?", (run_id,))
+    con.commit()
+    con.close()
+    assert store.get_run(run_id).state == "stale"
+    assert [r.id for r in store.list_runs(status="stale")] == [run_id]
+    store.claim_run(run_id)
+    assert store.get_run(run_id).state == "running"
+
+
+def test_keep_alive_refreshes_the_heartbeat(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    run_id = store.create_run(name="beat", kind="train", config={}, seed=0)
+    first = store.get_run(run_id).heartbeat_at
+    with store.keep_alive(run_id, interval_s=0.05):
+        deadline = time.monotonic() + 5
+        while store.get_run(run_id).heartbeat_at == first and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert store.get_run(run_id).heartbeat_at > first
+    with pytest.raises(ConfigError, match="interval_s"), store.keep_alive(run_id, interval_s=0):
+        pass

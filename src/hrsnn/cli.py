@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hrsnn.config import deep_update, parse_overrides, read_config_file
 from hrsnn.dynamics.cli import add_lyapunov_parser
-from hrsnn.errors import ConfigError, DataNotFoundError
+from hrsnn.errors import ConfigError, DataNotFoundError, NonFiniteError, RunInterrupted, Terminated
 from hrsnn.experiments.lnp import add_lnp_parser
 from hrsnn.experiments.runner import ExperimentConfig, RunResult, run_experiment
 from hrsnn.experiments.store import RunNotFoundError, RunStore, format_run, format_runs_table
@@ -67,13 +70,32 @@ def _log(args: argparse.Namespace) -> Callable[[str], None] | None:
     return None if args.quiet else print
 
 
+_RESUME_KEEPS = ("epochs", "threads", "data_dir", "json", "quiet")
+"""Options that may accompany ``--resume``: --epochs extends the run; the others do not change its results."""
+
+
+def _resumed_config(args: argparse.Namespace, store: RunStore) -> ExperimentConfig:
+    """The stored config of run ``args.resume``, extended to ``--epochs``; other changes are refused."""
+    for option, value in vars(args).items():
+        if option in (*_RESUME_KEEPS, "resume", "func", "command", "store", "runs_dir"):
+            continue
+        if value not in (None, [], False):
+            flag = "--" + option.replace("_", "-")
+            raise ConfigError(flag, value, f"cannot change when resuming run {args.resume}; start a new run instead")
+    record = store.get_run(args.resume)
+    data = dict(record.config)
+    if args.epochs is not None:
+        data = deep_update(data, {"train": {"epochs": args.epochs}})
+    if args.threads is not None:
+        data["threads"] = args.threads
+    if args.quiet or args.json:
+        data = deep_update(data, {"train": {"progress": False}})
+    return ExperimentConfig.from_dict(data)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     store = _store(args)
-    if args.resume is not None:
-        record = store.get_run(args.resume)
-        config = ExperimentConfig.from_dict(record.config)
-    else:
-        config = _experiment_from_args(args)
+    config = _resumed_config(args, store) if args.resume is not None else _experiment_from_args(args)
     result = run_experiment(
         config,
         store=store,
@@ -122,10 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         data = deep_update(data, {"train": {"progress": False}})
     config = ExperimentConfig.from_dict(data)
     store = _store(args)
-    print(
-        f"hrsnn demo: sequential digits (sklearn 8x8 images as 64-step sequences, {dict(config.task.options)}), "
-        f"{config.model['layers'][0]['size']} heterogeneous ALIF neurons, {config.train.epochs} epochs\n"
-    )
+    print(_demo_summary(config) + "\n")
     result = run_experiment(config, store=store, runs_dir=_runs_dir(args, store), log=None if args.quiet else print)
     m = result.metrics
     rows = [
@@ -144,6 +163,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"{key:<{width}}  {value}")
     print("-" * (width + 30))
     return 0
+
+
+def _demo_summary(config: ExperimentConfig) -> str:
+    """One readable paragraph saying what the demo trains."""
+    options = config.task.options
+    mode = options.get("mode", "row")
+    reading = {
+        "window": f"a {options.get('window', 8)}-pixel window sliding over the 64 pixels, one step per pixel",
+        "row": "one row of 8 pixels per step (8 steps)",
+        "pixel": "one pixel per step (64 steps)",
+    }.get(mode, f"mode {mode}")
+    layer = config.model["layers"][0]
+    neuron = layer.get("neuron", {})
+    tau = neuron.get("tau_m", {})
+    spread = f", τ_m {tau['dist']} in [{tau['low']:g}, {tau['high']:g}] steps" if {"low", "high"} <= set(tau) else ""
+    return (
+        "hrsnn demo: sequential digits\n"
+        f"  data     scikit-learn's 8×8 handwritten digits (1797 images), read as {reading}\n"
+        f"  network  {layer['size']} recurrent {neuron.get('kind', 'alif').upper()} neurons{spread}, "
+        f"leaky-integrator readout\n"
+        f"  training {config.train.epochs} epochs of BPTT with surrogate gradients (Adam, lr {config.train.lr:g}), "
+        f"seed {config.seed}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,7 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=int, help="torch intra-op threads (default: automatic)")
     train.add_argument("--data-dir", help="data folder holding qtdb/ (default: $HRSNN_DATA or ../shared/data)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.lr=0.005")
-    train.add_argument("--resume", type=int, metavar="RUN_ID", help="continue a killed run from its checkpoint")
+    train.add_argument(
+        "--resume",
+        type=int,
+        metavar="RUN_ID",
+        help="continue an interrupted, failed or crashed run from its last checkpoint; with --epochs M, extend it "
+        "to M epochs (other options cannot change on resume)",
+    )
     train.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=cmd_train)
@@ -178,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst = runs_sub.add_parser("list", help="list runs")
     lst.add_argument("--limit", type=int)
     lst.add_argument("--kind")
-    lst.add_argument("--status")
+    lst.add_argument("--status", help="running, completed, failed, interrupted, crashed or stale")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=cmd_runs_list)
     show = runs_sub.add_parser("show", help="show one run")
@@ -196,18 +244,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_TERMINATING_SIGNALS = ("SIGTERM", "SIGHUP")
+"""Signals handled like Ctrl-C (job schedulers send SIGTERM; a closed terminal sends SIGHUP)."""
+
+
+@contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    """Inside the block, SIGTERM/SIGHUP raise :class:`Terminated` (a KeyboardInterrupt) in the main thread."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated(signal.Signals(signum).name)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for name in _TERMINATING_SIGNALS:
+        if hasattr(signal, name):
+            number = getattr(signal, name)
+            previous[number] = signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def _exit_code(exc: KeyboardInterrupt) -> int:
+    """128 + the signal number, as shells report it (Ctrl-C: 130, SIGTERM: 143)."""
+    cause = exc.__cause__ if isinstance(exc, RunInterrupted) else exc
+    name = cause.signal_name if isinstance(cause, Terminated) else "SIGINT"
+    return 128 + int(signal.Signals[name])
+
+
+def _one_line(exc: BaseException) -> str:
+    return "; ".join([str(exc), *getattr(exc, "__notes__", ())])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hrsnn`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        with _signals_as_interrupts():
+            return int(args.func(args))
     except (ConfigError, DataNotFoundError, RunNotFoundError) as exc:
         print(f"hrsnn: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("hrsnn: interrupted; resume with `hrsnn train --resume RUN_ID`", file=sys.stderr)
-        return 130
+    except NonFiniteError as exc:
+        print(f"hrsnn: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except RunInterrupted as exc:
+        print(f"hrsnn: {exc}", file=sys.stderr)
+        return _exit_code(exc)
+    except KeyboardInterrupt as exc:
+        print("hrsnn: interrupted", file=sys.stderr)
+        return _exit_code(exc)
 
 
 if __name__ == "__main__":

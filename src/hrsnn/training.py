@@ -5,6 +5,7 @@ model selection on a validation split, atomic per-epoch checkpoints and exact re
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from collections import Counter
@@ -18,8 +19,15 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from hrsnn.errors import ConfigError
-from hrsnn.io import flatten_state_dict, load_checkpoint, save_checkpoint, unflatten_state_dict
+from hrsnn.errors import ConfigError, NonFiniteError
+from hrsnn.io import (
+    CHECKPOINT_STATE_KEY,
+    flatten_state_dict,
+    load_checkpoint,
+    load_metadata,
+    save_checkpoint,
+    unflatten_state_dict,
+)
 from hrsnn.network import RSNN, RSNNOutput, RSNNState, SpikingLayer
 from hrsnn.neurons import ALIFState
 from hrsnn.objectives import Objective, PerStepNLL, SequenceSum, make_objective
@@ -48,6 +56,10 @@ class TrainConfig:
         device: "cpu", "cuda" or "auto" (cuda when available).
         eval_batch_size: batch size of evaluation passes.
         progress: show progress bars.
+        on_nonfinite: what a NaN/inf loss or gradient does: "stop" (default) raises
+            :class:`hrsnn.errors.NonFiniteError` naming the epoch, batch and tensor; "skip" drops that batch
+            (no optimiser step; counted in the epoch's ``skipped_batches``) and stops only when a whole epoch is
+            skipped. A non-finite parameter after a step, or a non-finite validation loss, always stops.
     """
 
     epochs: int = 10
@@ -72,6 +84,7 @@ class TrainConfig:
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     eval_batch_size: int = 256
     progress: bool = True
+    on_nonfinite: Literal["stop", "skip"] = "stop"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "step_size"):
@@ -94,6 +107,8 @@ class TrainConfig:
                 raise ConfigError(f"train.tau_lr_mult.{family}", mult, "family must be tau_m, tau_adp or tau_out")
             if not mult > 0:
                 raise ConfigError(f"train.tau_lr_mult.{family}", mult, "must be > 0")
+        if self.on_nonfinite not in ("stop", "skip"):
+            raise ConfigError("train.on_nonfinite", self.on_nonfinite, "must be 'stop' or 'skip'")
         if self.scheduler == "multistep" and not self.milestones:
             raise ConfigError("train.milestones", self.milestones, "multistep scheduler needs milestones")
         make_objective(self.loss, self.skip_steps, self.time_mean)
@@ -101,6 +116,27 @@ class TrainConfig:
     def objective(self) -> Objective:
         """The configured objective."""
         return make_objective(self.loss, self.skip_steps, self.time_mean)
+
+
+@dataclass(frozen=True)
+class CheckpointProgress:
+    """How far a training checkpoint got (read from its header, without loading tensors)."""
+
+    epoch: int
+    bad_epochs: int
+
+    def stopped_early(self, patience: int | None) -> bool:
+        """Whether early stopping with ``patience`` had already fired at this checkpoint."""
+        return patience is not None and self.bad_epochs >= patience
+
+
+def read_checkpoint_progress(path: str | Path) -> CheckpointProgress:
+    """Epochs done and epochs without improvement of a checkpoint written by :meth:`Trainer.save_checkpoint`."""
+    metadata = load_metadata(path)
+    if CHECKPOINT_STATE_KEY not in metadata:
+        raise ConfigError("checkpoint", str(path), "is not an hrsnn training checkpoint")
+    state = json.loads(metadata[CHECKPOINT_STATE_KEY])
+    return CheckpointProgress(int(state["epoch"]), int(state["bad_epochs"]))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -252,6 +288,22 @@ class TrainResult:
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
+class _SkipBatch(Exception):
+    """Internal: the current batch met a non-finite value and ``on_nonfinite="skip"`` drops it."""
+
+
+def _first_nonfinite(named: list[tuple[str, Tensor]]) -> tuple[str, int, int] | None:
+    """(name, #NaN, #inf) of the first tensor holding a non-finite value, or None when all are finite."""
+    if not named:
+        return None
+    if bool(torch.stack([t.isfinite().all() for _, t in named]).all()):
+        return None  # one device sync for the common case
+    for name, t in named:
+        if not bool(t.isfinite().all()):
+            return name, int(t.isnan().sum()), int(t.isinf().sum())
+    return None
+
+
 class Trainer:
     """Trains an :class:`RSNN` by (truncated) BPTT and selects the epoch with the best validation accuracy.
 
@@ -287,6 +339,7 @@ class Trainer:
         self.bad_epochs = 0
         self.epoch = 0
         self.elapsed = 0.0
+        self._batch = 0
 
     # -- one batch ---------------------------------------------------------------------------------------------
     def train_batch(self, x: Tensor, y: Tensor) -> tuple[float, dict[str, Tensor], Tensor | None, Tensor]:
@@ -320,12 +373,39 @@ class Trainer:
         pred = self.objective.logits(running).argmax(-1) if running is not None else None
         return total_loss, spikes, pred, y
 
+    def _where(self) -> str:
+        return f"epoch {self.epoch + 1}, batch {self._batch}"
+
+    def _nonfinite(self, what: str, *, skippable: bool = True) -> None:
+        """Stop (raise NonFiniteError) or, when allowed and configured, drop the current batch."""
+        if skippable and self.config.on_nonfinite == "skip":
+            self.optimizer.zero_grad(set_to_none=True)
+            raise _SkipBatch(what)
+        hints = [f"a lower train.lr (now {self.config.lr:g})"]
+        if self.config.grad_clip is None:
+            hints.append("train.grad_clip")
+        if skippable:
+            hints.append("train.on_nonfinite='skip' to drop such batches")
+        raise NonFiniteError(f"{what} at {self._where()}; training stopped (try {', '.join(hints)})")
+
     def _update(self, loss: Tensor) -> None:
+        if not bool(torch.isfinite(loss.detach())):
+            self._nonfinite(f"non-finite loss ({float(loss.detach()):g})")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        named = list(self.model.named_parameters())
+        bad = _first_nonfinite([(n, p.grad) for n, p in named if p.grad is not None])
+        if bad is not None:
+            self._nonfinite(f"non-finite gradient of {bad[0]} ({bad[1]} NaN, {bad[2]} inf)")
         if self.config.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
+        bad = _first_nonfinite([(n, p.detach()) for n, p in named])
+        if bad is not None:
+            self._nonfinite(
+                f"parameter {bad[0]} became non-finite ({bad[1]} NaN, {bad[2]} inf) after the optimiser step",
+                skippable=False,
+            )
 
     # -- epochs ------------------------------------------------------------------------------------------------
     def train_epoch(self, data: SequenceDataset) -> dict[str, float]:
@@ -339,10 +419,15 @@ class Trainer:
             leave=False,
             disable=None if self.config.progress else True,
         )
-        loss_sum, correct, total, spikes, n_seen = 0.0, 0.0, 0, 0.0, 0
-        for x, y in bar:
+        loss_sum, correct, total, spikes, n_seen, skipped = 0.0, 0.0, 0, 0.0, 0, 0
+        for batch, (x, y) in enumerate(bar, start=1):
+            self._batch = batch
             x, y = x.to(self.device), y.to(self.device)
-            loss, spk, pred, target = self.train_batch(x, y)
+            try:
+                loss, spk, pred, target = self.train_batch(x, y)
+            except _SkipBatch:
+                skipped += 1
+                continue
             loss_sum += loss * x.shape[0]
             n_seen += x.shape[0]
             if pred is not None:
@@ -350,15 +435,23 @@ class Trainer:
                 total += target.numel()
             spikes += float(sum(spk.values()))
             bar.set_postfix(loss=f"{loss:.4g}")
+        if skipped and n_seen == 0:
+            raise NonFiniteError(
+                f"every batch of epoch {self.epoch + 1} ({skipped}) met a non-finite loss or gradient; "
+                f"training stopped (lower train.lr, now {self.config.lr:g})"
+            )
         n_neurons = sum(layer.size for layer in self.model.layers)
         if isinstance(self.model.readout, SpikingLayer):
             n_neurons += self.model.config.n_outputs
         self.scheduler.step()
-        return {
+        metrics = {
             "train_loss": loss_sum / max(1, n_seen),
             "train_accuracy": correct / max(1, total),
             "train_firing_rate": spikes / max(1, n_seen * data.n_steps * n_neurons),
         }
+        if self.config.on_nonfinite == "skip":
+            metrics["skipped_batches"] = skipped
+        return metrics
 
     def fit(
         self,
@@ -384,6 +477,11 @@ class Trainer:
             start = time.perf_counter()
             metrics = self.train_epoch(train)
             val_metrics = evaluate(self.model, val, self.objective, batch_size=self.config.eval_batch_size)
+            if not math.isfinite(val_metrics["loss"]):
+                raise NonFiniteError(
+                    f"non-finite validation loss ({val_metrics['loss']:g}) after epoch {self.epoch + 1}: the "
+                    f"network's output holds NaN/inf; training stopped (lower train.lr, now {self.config.lr:g})"
+                )
             self.epoch += 1
             self.elapsed += time.perf_counter() - start
             metrics.update({f"val_{k}": v for k, v in val_metrics.items()})
@@ -401,11 +499,13 @@ class Trainer:
             if self.on_epoch is not None:
                 self.on_epoch(self.epoch, metrics)
             if log:
+                skipped = metrics.get("skipped_batches", 0)
                 log(
                     f"epoch {self.epoch:3d}  loss {metrics['train_loss']:.4f}"
                     f"  train acc {metrics['train_accuracy']:.4f}"
                     f"  val acc {val_metrics['accuracy']:.4f}  rate {val_metrics['firing_rate']:.4f}"
                     f"  ({metrics['epoch_time_s']:.1f}s)"
+                    + (f"  skipped {skipped} non-finite batches" if skipped else "")
                 )
         if self.best_state:
             self.model.load_state_dict(self.best_state)

@@ -25,12 +25,12 @@ from typing import Any
 import torch
 
 from hrsnn.config import deep_update, from_dict, to_dict
-from hrsnn.errors import ConfigError
-from hrsnn.experiments.store import RunStore, environment_info
+from hrsnn.errors import ConfigError, NonFiniteError
+from hrsnn.experiments.store import RunRecord, RunStore, environment_info
 from hrsnn.network import RSNN, RSNNConfig, save_model
 from hrsnn.tasks import TASK_LOADERS
 from hrsnn.tasks.base import TaskSplits
-from hrsnn.training import TrainConfig, Trainer, evaluate
+from hrsnn.training import TrainConfig, Trainer, evaluate, read_checkpoint_progress, resolve_device
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,28 @@ def auto_threads(model: RSNN) -> int:
     return 1 if largest < 512 else max(1, torch.get_num_threads())
 
 
+def _extend_or_refuse(config: ExperimentConfig, record: RunRecord, checkpoint: Path) -> None:
+    """Check that resuming ``record`` with ``config`` trains something; a clear error otherwise."""
+    progress = read_checkpoint_progress(checkpoint) if checkpoint.exists() else None
+    done = 0 if progress is None else progress.epoch
+    wanted = config.train.epochs
+    if wanted < done:
+        raise ConfigError(
+            "train.epochs", wanted, f"run {record.id} has already trained {done} epochs; give more to extend it"
+        )
+    if progress is not None and progress.stopped_early(config.train.patience) and wanted > done:
+        raise ConfigError(
+            "train.epochs",
+            wanted,
+            f"run {record.id} stopped early after {done} epochs (patience {config.train.patience}): "
+            "extending it would train nothing",
+        )
+    if record.status == "completed" and wanted == done:
+        raise ConfigError(
+            "train.epochs", wanted, f"run {record.id} is completed ({done} epochs); give --epochs > {done} to extend it"
+        )
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
@@ -197,8 +219,11 @@ def run_experiment(
     """Train and test one experiment, recording config, environment, epochs, metrics and artifacts in ``store``.
 
     With ``resume_run``, the run's checkpoint is loaded and training continues where it stopped (same result as
-    an uninterrupted run). A failure marks the run "failed" (Ctrl-C: "interrupted") and re-raises; the last
-    checkpoint stays on disk.
+    an uninterrupted run); ``config.train.epochs`` may be larger than the run's own, which extends it (the new
+    config is recorded). Resuming a run whose process is still alive raises
+    :class:`hrsnn.experiments.store.RunBusyError`. A failure marks the run "failed" with its reason; Ctrl-C or
+    SIGTERM marks it "interrupted" and raises :class:`hrsnn.errors.RunInterrupted` (see
+    :meth:`RunStore.recording`). The last checkpoint (the last completed epoch) stays on disk.
     """
     loader = TASK_LOADERS[config.task.name]
     options = dict(config.task.options)
@@ -211,16 +236,45 @@ def run_experiment(
         raise ConfigError("task.options", options, f"not accepted by the {config.task.name} loader: {exc}") from exc
     model_config = config.model_config(splits)
     model = RSNN(model_config, seed=config.seed)
-    torch.set_num_threads(config.threads or auto_threads(model))
     train_config = dataclasses.replace(config.train, seed=config.seed)
+    resolve_device(train_config.device)
+    runs_root = Path(runs_dir)
+    if runs_root.exists() and not runs_root.is_dir():
+        raise ConfigError("runs_dir", str(runs_root), "is a file; it must name a folder")
     if resume_run is None:
         run_id = store.create_run(
             name=config.name, kind="train", config=config.to_dict(), seed=config.seed, env=environment_info()
         )
     else:
+        record = store.get_run(resume_run)
+        if record.kind != "train":
+            raise ConfigError("--resume", resume_run, f"is a {record.kind!r} run, not a training run")
+        _extend_or_refuse(config, record, runs_root / f"run-{resume_run:05d}" / "checkpoint.safetensors")
+        store.claim_run(resume_run)
         run_id = resume_run
-        store.set_status(run_id, "running")
-    run_dir = Path(runs_dir) / f"run-{run_id:05d}"
+    with store.recording(run_id, "train"):
+        if resume_run is not None and config.to_dict() != record.config:
+            store.set_config(run_id, config.to_dict())
+        run_dir = runs_root / f"run-{run_id:05d}"
+        return _train_and_test(
+            config, model, splits, train_config, store, run_id, run_dir, log, resume=resume_run is not None
+        )
+
+
+def _train_and_test(
+    config: ExperimentConfig,
+    model: RSNN,
+    splits: TaskSplits,
+    train_config: TrainConfig,
+    store: RunStore,
+    run_id: int,
+    run_dir: Path,
+    log: Callable[[str], None] | None,
+    *,
+    resume: bool,
+) -> RunResult:
+    """The body of :func:`run_experiment` once its run is recorded (every failure here is recorded too)."""
+    torch.set_num_threads(config.threads or auto_threads(model))
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / "checkpoint.safetensors"
     trainer = Trainer(
@@ -232,18 +286,16 @@ def run_experiment(
             f"{splits.test.n_samples} test), neurons {sum(model.n_neurons().values())}, "
             f"synapses {sum(model.synapse_counts().values())}, device {trainer.device}"
         )
+    start = time.perf_counter()
     try:
-        start = time.perf_counter()
-        result = trainer.fit(splits.train, splits.val, resume=resume_run is not None, log=log)
-        test = evaluate(
-            model, splits.test.to(trainer.device), trainer.objective, batch_size=train_config.eval_batch_size
-        )
-    except KeyboardInterrupt:
-        store.finish_run(run_id, status="interrupted")
+        result = trainer.fit(splits.train, splits.val, resume=resume, log=log)
+    except NonFiniteError as exc:
+        if trainer.epoch:
+            exc.add_note(f"the last good checkpoint is {checkpoint} (after epoch {trainer.epoch})")
+        else:
+            exc.add_note("no epoch completed, so no checkpoint was written")
         raise
-    except BaseException:
-        store.finish_run(run_id, status="failed")
-        raise
+    test = evaluate(model, splits.test.to(trainer.device), trainer.objective, batch_size=train_config.eval_batch_size)
     model_path = run_dir / "model.safetensors"
     save_model(model, model_path, extra={"run_id": run_id})
     store.add_artifact(run_id, "model", model_path)

@@ -3,6 +3,13 @@
 Safe for many concurrent writers (processes or threads): the database runs in WAL mode, every operation
 opens its own short-lived connection, writes take the lock up front with ``BEGIN IMMEDIATE`` and lock
 contention is retried. A :class:`RunStore` holds only its path, so it can be pickled into worker processes.
+
+Liveness: a run records the host, pid (and, on Linux, the process start time) of the process that owns it, and
+a heartbeat that the owner refreshes (:meth:`RunStore.heartbeat`, :meth:`RunStore.keep_alive`). A run stored as
+``running`` is *shown* as ``crashed`` when its owner process on this host is gone (kill -9, OOM, power loss), and
+as ``stale`` when it runs on another host and its heartbeat is older than ``stale_after_s``. These two states are
+derived when reading (:attr:`RunSummary.state`), never stored, so a run that is still alive is never mislabelled
+for good.
 """
 
 from __future__ import annotations
@@ -18,32 +25,46 @@ import random
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
 from pathlib import Path, PurePath
 from typing import Any, TypeVar
 
-from hrsnn.errors import ConfigError
+from hrsnn.errors import ConfigError, RunInterrupted, Terminated
 
 __all__ = [
+    "DERIVED_STATES",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
+    "RunBusyError",
     "RunNotFoundError",
     "RunRecord",
     "RunStore",
     "RunSummary",
+    "code_version",
     "default_store_path",
     "environment_info",
     "format_run",
     "format_runs_table",
+    "run_state",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Value of ``PRAGMA user_version`` for the current schema."""
 
 RUN_STATUSES = ("running", "completed", "failed", "interrupted")
-"""Allowed values of a run's status."""
+"""Allowed values of a run's stored status."""
+
+DERIVED_STATES = ("crashed", "stale")
+"""States derived when reading a ``running`` run whose owner is gone (``crashed``) or silent (``stale``)."""
+
+HEARTBEAT_INTERVAL_S = 30.0
+"""How often :meth:`RunStore.keep_alive` refreshes a run's heartbeat."""
+
+STALE_AFTER_S = 600.0
+"""A running run on another host whose heartbeat is older than this is shown as ``stale``."""
 
 _FINAL_STATUSES = ("completed", "failed", "interrupted")
 _BUSY_TIMEOUT_S = 30.0
@@ -82,6 +103,17 @@ CREATE TABLE IF NOT EXISTS artifacts (
 CREATE INDEX IF NOT EXISTS artifacts_run ON artifacts(run_id);
 """
 
+_MIGRATIONS: Mapping[int, tuple[str, ...]] = {
+    # version 2: the owner process of a run (liveness), its heartbeat, and why it failed
+    2: (
+        "ALTER TABLE runs ADD COLUMN host TEXT",
+        "ALTER TABLE runs ADD COLUMN pid INTEGER",
+        "ALTER TABLE runs ADD COLUMN pid_start INTEGER",
+        "ALTER TABLE runs ADD COLUMN heartbeat_at TEXT",
+        "ALTER TABLE runs ADD COLUMN reason TEXT",
+    ),
+}
+
 _T = TypeVar("_T")
 
 
@@ -107,6 +139,10 @@ class RunSummary:
         seed: the run's seed, if any.
         final_metrics: metrics given to :meth:`RunStore.finish_run` (empty if none).
         n_epochs: number of logged epochs.
+        state: what the run is now: its status, or ``crashed``/``stale`` for a ``running`` run whose owner
+            process is gone or silent (module docstring).
+        host: host name of the owner process. pid: its process id. heartbeat_at: its last heartbeat (ISO-8601).
+        reason: why the run failed or was interrupted (None otherwise).
     """
 
     id: int
@@ -118,6 +154,11 @@ class RunSummary:
     seed: int | None
     final_metrics: dict[str, Any]
     n_epochs: int
+    state: str
+    host: str | None
+    pid: int | None
+    heartbeat_at: str | None
+    reason: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +179,7 @@ class RunRecord:
         notes: free-text notes, or None.
         epochs: per-epoch entries as returned by :meth:`RunStore.epochs`, by increasing epoch.
         artifacts: ``{"kind", "path", "created_at"}`` dicts in the order they were added.
+        state, host, pid, heartbeat_at, reason: as in :class:`RunSummary`.
     """
 
     id: int
@@ -153,6 +195,11 @@ class RunRecord:
     notes: str | None
     epochs: tuple[dict[str, Any], ...]
     artifacts: tuple[dict[str, str], ...]
+    state: str
+    host: str | None
+    pid: int | None
+    heartbeat_at: str | None
+    reason: str | None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -169,12 +216,93 @@ def default_store_path() -> Path:
     """
     home = os.environ.get("HRSNN_HOME", "")
     if home:
-        return Path(home).expanduser().absolute() / "runs.sqlite"
+        folder = Path(home).expanduser().absolute()
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError("HRSNN_HOME", home, "is a file; it must name a folder (the run store goes inside it)")
+        return folder / "runs.sqlite"
     return Path.cwd() / ".hrsnn" / "runs.sqlite"
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of process ``pid`` in clock ticks since boot (Linux ``/proc``), or None where unknown.
+
+    Together with the pid it identifies a process even after the pid is reused.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()  # the command name may hold spaces; fields resume after ")"
+    try:
+        return int(fields[19])  # field 22 of proc(5): starttime
+    except (IndexError, ValueError):
+        return None
+
+
+def _process_alive(pid: int, start: int | None) -> bool | None:
+    """True/False when this host can tell whether process ``pid`` (started at ``start``) lives; None if unknown."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    except OSError:
+        return None
+    if start is None:
+        return None  # alive, but the pid may have been reused: let the heartbeat decide
+    now = process_start_time(pid)
+    if now is None:
+        return None
+    if now != start:
+        return False  # the pid now belongs to another process
+    with suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False  # a zombie has exited; only its parent has not reaped it yet
+    return True
+
+
+def _age_s(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return (dt.datetime.now(dt.UTC) - moment).total_seconds()
+
+
+def run_state(
+    status: str,
+    host: str | None,
+    pid: int | None,
+    pid_start: int | None,
+    heartbeat_at: str | None,
+    *,
+    stale_after_s: float = STALE_AFTER_S,
+) -> str:
+    """What a run is now (module docstring): its stored status, or ``crashed``/``stale`` for a dead running run.
+
+    On the owner's host the process itself is checked (pid + start time): gone → ``crashed``. Elsewhere, or when
+    the process cannot be checked, a heartbeat older than ``stale_after_s`` (or none, for a run recorded without
+    an owner) → ``stale``.
+    """
+    if status != "running":
+        return status
+    if host == socket.gethostname() and pid is not None:
+        alive = _process_alive(pid, pid_start)
+        if alive is not None:
+            return "running" if alive else "crashed"
+    age = _age_s(heartbeat_at)
+    return "stale" if age is None or age > stale_after_s else "running"
+
+
+class RunBusyError(ConfigError):
+    """A run cannot be taken over: the process that owns it is still alive."""
 
 
 def _jsonable(obj: Any) -> Any:
@@ -239,6 +367,12 @@ def _metric_value(name: str, value: Any) -> bool | int | float | None:
         return float(value)  # numpy scalars, one-element tensors
     except (TypeError, ValueError, RuntimeError):
         raise ConfigError(f"metrics[{name!r}]", value, "must be a real number") from None
+
+
+def _owner() -> tuple[str, int, int | None, str]:
+    """(host, pid, process start time, now) of the calling process: what a run records about its owner."""
+    pid = os.getpid()
+    return socket.gethostname(), pid, process_start_time(pid), _now()
 
 
 def _is_locked(err: sqlite3.OperationalError) -> bool:
@@ -351,10 +485,15 @@ class RunStore:
                     str(self._path),
                     f"has schema version {version}, newer than this hrsnn supports ({SCHEMA_VERSION})",
                 )
-            if version < SCHEMA_VERSION:
+            if version == 0:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                version = 1
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    conn.execute(statement)
+            if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
         self._retry(set_wal)
@@ -378,6 +517,7 @@ class RunStore:
         seed: int | None,
         env: Mapping[str, Any] | None = None,
         notes: str | None = None,
+        owner: bool = True,
     ) -> int:
         """Record a new run with status ``"running"``.
 
@@ -388,6 +528,7 @@ class RunStore:
             seed: the run's seed, or None.
             env: environment info, e.g. :func:`environment_info` (None → not recorded).
             notes: optional free text.
+            owner: record the calling process (host, pid, start time) as the run's owner, with a first heartbeat.
 
         Returns:
             The new run id.
@@ -406,11 +547,13 @@ class RunStore:
         if notes is not None and not isinstance(notes, str):
             raise ConfigError("notes", notes, "must be a str or None")
 
+        host, pid, start, beat = _owner() if owner else (None, None, None, None)
+
         def body(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
-                "INSERT INTO runs (name, kind, status, created_at, seed, config_json, env_json, notes) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
-                (name, kind, _now(), seed, config_json, env_json, notes),
+                "INSERT INTO runs (name, kind, status, created_at, seed, config_json, env_json, notes, "
+                "host, pid, pid_start, heartbeat_at) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, kind, _now(), seed, config_json, env_json, notes, host, pid, start, beat),
             )
             run_id = cursor.lastrowid
             if run_id is None:  # pragma: no cover - sqlite always sets it after an INSERT
@@ -450,7 +593,12 @@ class RunStore:
         self._write(body)
 
     def finish_run(
-        self, run_id: int, *, status: str = "completed", final_metrics: Mapping[str, Any] | None = None
+        self,
+        run_id: int,
+        *,
+        status: str = "completed",
+        final_metrics: Mapping[str, Any] | None = None,
+        reason: str | None = None,
     ) -> None:
         """Mark a run finished, stamping ``finished_at``.
 
@@ -458,6 +606,7 @@ class RunStore:
             run_id: the run.
             status: ``"completed"``, ``"failed"`` or ``"interrupted"``.
             final_metrics: summary metrics (any JSON-able values); None keeps what was stored before.
+            reason: why it failed or was interrupted (shown by ``runs list``/``runs show``); cleared otherwise.
 
         Raises:
             RunNotFoundError: if the run does not exist.
@@ -466,12 +615,14 @@ class RunStore:
         _check_int("run_id", run_id)
         _check_status("status", status, _FINAL_STATUSES)
         final_json = None if final_metrics is None else _dumps(_check_mapping("final_metrics", final_metrics))
+        if reason is not None and not isinstance(reason, str):
+            raise ConfigError("reason", reason, "must be a str or None")
 
         def body(conn: sqlite3.Connection) -> None:
             cursor = conn.execute(
-                "UPDATE runs SET status = ?, finished_at = ?, "
+                "UPDATE runs SET status = ?, finished_at = ?, reason = ?, "
                 "final_metrics_json = COALESCE(?, final_metrics_json) WHERE id = ?",
-                (status, _now(), final_json, run_id),
+                (status, _now(), reason, final_json, run_id),
             )
             if cursor.rowcount == 0:
                 raise self._missing(run_id)
@@ -497,6 +648,128 @@ class RunStore:
             cursor = conn.execute(
                 "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?", (status, finished, run_id)
             )
+            if cursor.rowcount == 0:
+                raise self._missing(run_id)
+
+        self._write(body)
+
+    def claim_run(self, run_id: int, *, stale_after_s: float = STALE_AFTER_S) -> None:
+        """Make the calling process the owner of an existing run and set it ``running`` again (to resume it).
+
+        Args:
+            run_id: the run.
+            stale_after_s: see :func:`run_state`.
+
+        Raises:
+            RunNotFoundError: if the run does not exist.
+            RunBusyError: if the run is ``running`` and its owner process is alive (or, on another host, its
+                heartbeat is fresh): two processes must never write the same run.
+        """
+        _check_int("run_id", run_id)
+        host, pid, start, beat = _owner()
+
+        def body(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT status, host, pid, pid_start, heartbeat_at FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise self._missing(run_id)
+            mine = (row[1], row[2], row[3]) == (host, pid, start)
+            if not mine and run_state(*row, stale_after_s=stale_after_s) == "running":
+                where = f"pid {row[2]} on host {row[1]}" if row[2] is not None else "another process"
+                raise RunBusyError(
+                    "run", run_id, f"is still running ({where}); wait for it or stop it before resuming"
+                )
+            conn.execute(
+                "UPDATE runs SET status = 'running', finished_at = NULL, reason = NULL, host = ?, pid = ?, "
+                "pid_start = ?, heartbeat_at = ? WHERE id = ?",
+                (host, pid, start, beat, run_id),
+            )
+
+        self._write(body)
+
+    def heartbeat(self, run_id: int) -> None:
+        """Refresh the heartbeat of a run (its owner calls this while it works).
+
+        Raises:
+            RunNotFoundError: if the run does not exist.
+        """
+        _check_int("run_id", run_id)
+
+        def body(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (_now(), run_id))
+            if cursor.rowcount == 0:
+                raise self._missing(run_id)
+
+        self._write(body)
+
+    @contextmanager
+    def keep_alive(self, run_id: int, *, interval_s: float = HEARTBEAT_INTERVAL_S) -> Iterator[None]:
+        """Refresh the run's heartbeat every ``interval_s`` seconds from a daemon thread while the block runs.
+
+        A failed refresh (e.g. a locked or vanished database) is skipped; the next one tries again.
+        """
+        if not interval_s > 0:
+            raise ConfigError("interval_s", interval_s, "must be > 0")
+        self.heartbeat(run_id)
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(interval_s):
+                with suppress(sqlite3.Error, ConfigError, RunNotFoundError):
+                    self.heartbeat(run_id)
+
+        thread = threading.Thread(target=beat, name=f"hrsnn-heartbeat-{run_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    @contextmanager
+    def recording(self, run_id: int, command: str) -> Iterator[None]:
+        """Run the block as the live body of ``run_id``: heartbeats while it runs, and an honest end state.
+
+        Ctrl-C or a termination signal marks the run ``interrupted`` (with the reason) and raises
+        :class:`hrsnn.errors.RunInterrupted`, whose message says how to resume (``hrsnn <command> --resume ID``).
+        Any other exception marks it ``failed`` with ``"<type>: <message>"`` as the reason and propagates. The
+        block itself finishes the run (``finish_run(status="completed")``) when it succeeds.
+        """
+        try:
+            with self.keep_alive(run_id):
+                yield
+        except RunInterrupted:
+            raise
+        except KeyboardInterrupt as exc:
+            reason = f"terminated by {exc.signal_name}" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+            self._finish_quietly(run_id, "interrupted", reason, exc)
+            raise RunInterrupted(run_id, command, reason) from exc
+        except BaseException as exc:
+            self._finish_quietly(run_id, "failed", f"{type(exc).__name__}: {exc}", exc)
+            raise
+
+    def _finish_quietly(self, run_id: int, status: str, reason: str, exc: BaseException) -> None:
+        """Record the end of a run that failed; if the store itself fails, say so on the original error."""
+        try:
+            self.finish_run(run_id, status=status, reason=reason)
+        except Exception as store_error:  # never mask the original error
+            exc.add_note(f"hrsnn could not mark run {run_id} {status} in {self._path}: {store_error}")
+        else:
+            exc.add_note(f"run {run_id} is marked {status} in {self._path}")
+
+    def set_config(self, run_id: int, config: Mapping[str, Any]) -> None:
+        """Replace a run's stored configuration (e.g. when a resumed run is extended to more epochs).
+
+        Raises:
+            RunNotFoundError: if the run does not exist.
+            ConfigError: for a non-mapping config.
+        """
+        _check_int("run_id", run_id)
+        config_json = _dumps(_check_mapping("config", config))
+
+        def body(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute("UPDATE runs SET config_json = ? WHERE id = ?", (config_json, run_id))
             if cursor.rowcount == 0:
                 raise self._missing(run_id)
 
@@ -539,7 +812,8 @@ class RunStore:
         Args:
             limit: at most this many runs (> 0), or all.
             kind: only runs of this kind.
-            status: only runs with this status.
+            status: only runs in this state: a stored status (:data:`RUN_STATUSES`; ``running`` means really
+                running) or a derived one (:data:`DERIVED_STATES`).
 
         Returns:
             Run summaries ordered by decreasing id.
@@ -553,34 +827,47 @@ class RunStore:
             clauses.append("kind = ?")
             params.append(_check_str("kind", kind))
         if status is not None:
+            _check_status("status", status, RUN_STATUSES + DERIVED_STATES)
             clauses.append("status = ?")
-            params.append(_check_status("status", status))
+            params.append("running" if status in DERIVED_STATES else status)
+        if limit is not None:
+            _check_int("limit", limit, minimum=1)
         sql = (
             "SELECT id, name, kind, status, created_at, finished_at, seed, final_metrics_json, "
-            "(SELECT COUNT(*) FROM epochs e WHERE e.run_id = runs.id) FROM runs"
+            "(SELECT COUNT(*) FROM epochs e WHERE e.run_id = runs.id), host, pid, pid_start, heartbeat_at, reason "
+            "FROM runs"
         )
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(_check_int("limit", limit, minimum=1))
 
         def body(conn: sqlite3.Connection) -> list[RunSummary]:
-            return [
-                RunSummary(
-                    id=row[0],
-                    name=row[1],
-                    kind=row[2],
-                    status=row[3],
-                    created_at=row[4],
-                    finished_at=row[5],
-                    seed=row[6],
-                    final_metrics=_loads(row[7]) or {},
-                    n_epochs=row[8],
+            runs = []
+            for row in conn.execute(sql, params):
+                state = run_state(row[3], row[9], row[10], row[11], row[12])
+                if status is not None and state != status:
+                    continue
+                runs.append(
+                    RunSummary(
+                        id=row[0],
+                        name=row[1],
+                        kind=row[2],
+                        status=row[3],
+                        created_at=row[4],
+                        finished_at=row[5],
+                        seed=row[6],
+                        final_metrics=_loads(row[7]) or {},
+                        n_epochs=row[8],
+                        state=state,
+                        host=row[9],
+                        pid=row[10],
+                        heartbeat_at=row[12],
+                        reason=row[13],
+                    )
                 )
-                for row in conn.execute(sql, params)
-            ]
+                if limit is not None and len(runs) == limit:
+                    break
+            return runs
 
         return self._read(body)
 
@@ -628,7 +915,7 @@ class RunStore:
         def body(conn: sqlite3.Connection) -> RunRecord:
             row = conn.execute(
                 "SELECT id, name, kind, status, created_at, finished_at, seed, config_json, env_json, "
-                "final_metrics_json, notes FROM runs WHERE id = ?",
+                "final_metrics_json, notes, host, pid, pid_start, heartbeat_at, reason FROM runs WHERE id = ?",
                 (run_id,),
             ).fetchone()
             if row is None:
@@ -650,6 +937,11 @@ class RunStore:
                 notes=row[10],
                 epochs=tuple(self._epochs(conn, run_id)),
                 artifacts=tuple({"kind": a[0], "path": a[1], "created_at": a[2]} for a in artifacts),
+                state=run_state(row[3], row[11], row[12], row[13], row[14]),
+                host=row[11],
+                pid=row[12],
+                heartbeat_at=row[14],
+                reason=row[15],
             )
 
         return self._read(body)
@@ -660,35 +952,60 @@ class RunStore:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _git_commit(cwd: Path) -> str | None:
+def _git(args: Sequence[str], cwd: Path) -> str | None:
     try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
-        )
+        result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and commit else None
+    return result.stdout if result.returncode == 0 else None
 
 
-def environment_info(cwd: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Describe the software and hardware a run executes on, for reproducibility.
+def _checkout_commit(source: Path) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the git checkout whose tracked files include ``source``, else (None, None)."""
+    top = _git(["rev-parse", "--show-toplevel"], source)
+    if top is None or _git(["ls-files", "--error-unmatch", str(source)], source) is None:
+        return None, None  # not in a checkout, or the package is not tracked there (e.g. a venv inside one)
+    commit = (_git(["rev-parse", "HEAD"], source) or "").strip() or None
+    status = _git(["status", "--porcelain", "--untracked-files=no", "--", "."], Path(top.strip()))
+    return commit, None if status is None else bool(status.strip())
+
+
+def code_version(package_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The version of the hrsnn code that runs, independent of the current directory.
 
     Args:
-        cwd: directory whose git commit is recorded; None → the current working directory.
+        package_dir: the package's source folder; None → where :mod:`hrsnn` was imported from.
 
     Returns:
-        A JSON-able dict with keys ``python``, ``platform``, ``torch``, ``numpy``, ``hrsnn``, ``cpu_count``,
-        ``hostname``, ``cuda_available``, ``cuda_device`` (name or None), ``cuda_version`` and ``git_commit``
-        (None outside a git checkout or without git).
+        ``{"hrsnn": version, "git_commit": str | None, "git_dirty": bool | None}``: the installed distribution's
+        version; the commit when the package runs from a git checkout (editable install) or was installed by pip
+        from a git URL (its ``direct_url.json``), and whether that checkout had uncommitted changes.
+    """
+    try:
+        version = importlib.metadata.version("hrsnn")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    source = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent.parent
+    commit, dirty = _checkout_commit(source)
+    if commit is None:
+        with suppress(importlib.metadata.PackageNotFoundError, ValueError, TypeError):
+            text = importlib.metadata.distribution("hrsnn").read_text("direct_url.json")
+            vcs = json.loads(text).get("vcs_info", {}) if text else {}
+            commit = vcs.get("commit_id") or None
+    return {"hrsnn": version, "git_commit": commit, "git_dirty": dirty}
+
+
+def environment_info() -> dict[str, Any]:
+    """Describe the software and hardware a run executes on, for reproducibility.
+
+    Returns:
+        A JSON-able dict with keys ``python``, ``platform``, ``torch``, ``numpy``, ``hrsnn``, ``git_commit``,
+        ``git_dirty`` (see :func:`code_version`), ``cpu_count``, ``hostname``, ``cuda_available``,
+        ``cuda_device`` (name or None) and ``cuda_version``.
     """
     import numpy
     import torch
 
-    try:
-        hrsnn_version = importlib.metadata.version("hrsnn")
-    except importlib.metadata.PackageNotFoundError:
-        hrsnn_version = "unknown"
     cuda_available = bool(torch.cuda.is_available())
     cuda_device = None
     if cuda_available:
@@ -701,13 +1018,12 @@ def environment_info(cwd: str | os.PathLike[str] | None = None) -> dict[str, Any
         "platform": platform.platform(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
-        "hrsnn": hrsnn_version,
+        **code_version(),
         "cpu_count": os.cpu_count(),
         "hostname": socket.gethostname(),
         "cuda_available": cuda_available,
         "cuda_device": cuda_device,
         "cuda_version": torch.version.cuda,
-        "git_commit": _git_commit(Path.cwd() if cwd is None else Path(cwd)),
     }
 
 
@@ -795,7 +1111,7 @@ def format_runs_table(runs: Sequence[RunSummary], *, metrics: Sequence[str] | No
             str(run.id),
             _truncate(run.name, 40),
             run.kind,
-            run.status,
+            run.state,
             _fmt_time(run.created_at),
             str(run.n_epochs),
             *(_fmt_value(run.final_metrics.get(key)) for key in shown),
@@ -832,14 +1148,23 @@ def format_run(record: RunRecord, *, max_epochs: int = 20) -> str:
     Returns:
         The report.
     """
+    status = record.status if record.state == record.status else f"{record.state} (recorded as {record.status})"
     lines = [
         f"run {record.id}: {record.name}",
         f"  kind      {record.kind}",
-        f"  status    {record.status}",
+        f"  status    {status}",
+    ]
+    if record.reason:
+        lines.append(f"  reason    {record.reason}")
+    if record.state in DERIVED_STATES:
+        lines.append(f"  resume    hrsnn {'lnp' if record.kind == 'lnp' else 'train'} --resume {record.id}")
+    lines += [
         f"  created   {record.created_at}",
         f"  finished  {record.finished_at or '-'}",
         f"  seed      {_fmt_value(record.seed)}",
     ]
+    if record.host is not None:
+        lines.append(f"  process   pid {record.pid} on {record.host}, last heartbeat {record.heartbeat_at or '-'}")
     if record.notes:
         lines.append(f"  notes     {record.notes}")
     lines += _section("config", record.config)
