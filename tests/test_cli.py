@@ -157,6 +157,11 @@ def test_non_finite_training_fails_the_run_with_its_reason(capsys, tmp_path):
 
 
 def test_demo_prints_result_table(capsys, tmp_path):
-    code, out, _ = _run(capsys, tmp_path, "demo", "--epochs", "1", "--quiet")
+    code, out, _ = _run(capsys, tmp_path, "demo", "--epochs", "1", "--seed", "3", "--quiet")
     assert code == 0
     assert "test accuracy" in out and "firing rate" in out and "neurons / synapses" in out
+    header = out.split("\n\n")[0]
+    # a readable summary, not a Python dict
+    assert "{" not in header and "'mode'" not in header
+    assert "a window of 8 pixels" in header and "128 recurrent ALIF neurons" in header and "seed 3" in header
+    assert RunStore(tmp_path / "runs.sqlite").get_run(1).seed == 3

@@ -138,6 +138,8 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train a small heterogeneous ALIF RSNN on sequential digits and print a result table."""
     data: dict[str, Any] = {"task": {"name": "digits"}, "name": "demo-digits"}
+    if args.seed is not None:
+        data["seed"] = args.seed
     if args.epochs is not None:
         data["train"] = {"epochs": args.epochs}
     if args.quiet:
@@ -170,20 +172,22 @@ def _demo_summary(config: ExperimentConfig) -> str:
     options = config.task.options
     mode = options.get("mode", "row")
     reading = {
-        "window": f"a {options.get('window', 8)}-pixel window sliding over the 64 pixels, one step per pixel",
+        "window": f"a window of {options.get('window', 8)} pixels sliding over the 64 pixels, one step per pixel",
         "row": "one row of 8 pixels per step (8 steps)",
         "pixel": "one pixel per step (64 steps)",
     }.get(mode, f"mode {mode}")
     layer = config.model["layers"][0]
     neuron = layer.get("neuron", {})
     tau = neuron.get("tau_m", {})
+    epochs = config.train.epochs
     spread = f", τ_m {tau['dist']} in [{tau['low']:g}, {tau['high']:g}] steps" if {"low", "high"} <= set(tau) else ""
     return (
         "hrsnn demo: sequential digits\n"
         f"  data     scikit-learn's 8×8 handwritten digits (1797 images), read as {reading}\n"
         f"  network  {layer['size']} recurrent {neuron.get('kind', 'alif').upper()} neurons{spread}, "
         f"leaky-integrator readout\n"
-        f"  training {config.train.epochs} epochs of BPTT with surrogate gradients (Adam, lr {config.train.lr:g}), "
+        f"  training {epochs} epoch{'s' if epochs != 1 else ''} of BPTT with surrogate gradients "
+        f"(Adam, lr {config.train.lr:g}), "
         f"seed {config.seed}"
     )
 
@@ -238,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_lnp_parser(sub)
 
     demo = sub.add_parser("demo", help="train a small heterogeneous ALIF RSNN on sequential digits")
-    demo.add_argument("--epochs", type=int)
+    demo.add_argument("--epochs", type=int, help="training epochs (default: the digits preset's 60)")
+    demo.add_argument("--seed", type=int, help="seed of the network, data split and training (default 0)")
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=cmd_demo)
     return parser
