@@ -165,3 +165,30 @@ def test_demo_prints_result_table(capsys, tmp_path):
     assert "{" not in header and "'mode'" not in header
     assert "a window of 8 pixels" in header and "128 recurrent ALIF neurons" in header and "seed 3" in header
     assert RunStore(tmp_path / "runs.sqlite").get_run(1).seed == 3
+
+
+def test_help_starts_without_importing_torch():
+    code = "import sys; from hrsnn.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_cli_choices_equal_the_registries_they_name():
+    from hrsnn.cli import LNP_TASKS, LYAPUNOV_DRIVES, LYAPUNOV_METHODS
+    from hrsnn.dynamics.snn import DRIVES, METHODS
+    from hrsnn.experiments.lnp import TASKS
+
+    assert tuple(sorted(METHODS)) == LYAPUNOV_METHODS
+    assert tuple(sorted(DRIVES)) == LYAPUNOV_DRIVES
+    assert tuple(sorted(TASKS)) == LNP_TASKS
+
+
+def test_lnp_quick_flag_wins_over_a_config_file(tmp_path):
+    from hrsnn.cli import build_parser
+    from hrsnn.experiments.lnp import LNPExperimentConfig, _cli_data
+
+    path = tmp_path / "big.toml"
+    path.write_text("n_neurons = 1000\nseeds = [0, 1, 2]\n")
+    args = build_parser().parse_args(["lnp", "--config", str(path), "--quick", "--seeds", "4"])
+    config = LNPExperimentConfig.from_dict(_cli_data(args))
+    assert (config.n_neurons, config.seeds) == (60, (4,))

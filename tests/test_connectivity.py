@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -378,29 +379,45 @@ def test_init_validation():
 
 
 def test_spec_build_equals_pipeline_by_hand():
+    """build() from raw draws in its documented order: the Erdős–Rényi mask (one rand), the normal weight (one
+    randn), Dale's signs (one randperm), then W·ρ*/ρ(W) with ρ from numpy's eigenvalues."""
+    n, p, gain, rho = 40, 0.25, 1.3, 0.95
     spec = ConnectivitySpec(
-        kind="small_world",
-        k=8,
-        p_rewire=0.2,
-        dale=True,
-        frac_excitatory=0.75,
-        spectral_radius=0.95,
-        init="normal",
-        gain=1.3,
+        kind="erdos_renyi", p=p, dale=True, frac_excitatory=0.75, spectral_radius=rho, init="normal", gain=gain
     )
-    mask, weight = spec.build(80, gen(24))
+    mask, weight = spec.build(n, gen(24))
     g = gen(24)
-    m = small_world_mask(80, 8, 0.2, g)
-    w = init_recurrent_weight(m, "normal", g, gain=1.3)
-    signs = dale_signs(80, 0.75, g)
-    w = scale_to_spectral_radius(apply_dale(w, signs), 0.95)
+    m = torch.rand(n, n, generator=g) < p
+    m.fill_diagonal_(False)
+    fan_in = int(m.sum()) / n
+    w = torch.randn(n, n, generator=g) * (gain / math.sqrt(fan_in))
+    signs = -torch.ones(n)
+    signs[torch.randperm(n, generator=g)[:30]] = 1.0  # round(0.75 · 40) excitatory
+    w = torch.where(m, w.abs() * signs, 0.0)
+    radius = float(np.abs(np.linalg.eigvals(w.double().numpy())).max())
+    w = w * (rho / radius)
     assert torch.equal(mask, m)
-    assert torch.allclose(weight, w, atol=1e-7)
+    torch.testing.assert_close(weight, w, rtol=1e-5, atol=1e-7)
+    assert float(np.abs(np.linalg.eigvals(weight.double().numpy())).max()) == pytest.approx(rho, abs=1e-5)
+    assert torch.equal(torch.sign(weight), torch.where(m, signs[None, :].expand(n, n), 0.0))
+
+
+def test_spec_build_small_world_with_dale_keeps_structure():
+    spec = ConnectivitySpec(kind="small_world", k=8, p_rewire=0.2, dale=True, spectral_radius=0.95, init="normal")
+    mask, weight = spec.build(80, gen(24))
+    assert torch.equal(in_degree(mask), torch.full((80,), 8))
+    assert not mask.diagonal().any() and not weight[~mask].any() and bool((weight[mask] != 0).all())
+    column_signs = torch.sign(weight).sum(0)  # one sign per presynaptic column
+    assert torch.equal(column_signs.abs(), out_degree(mask).to(column_signs.dtype))
     assert spectral_radius(weight) == pytest.approx(0.95, abs=1e-5)
-    assert not weight[~mask].any()
-    # every nonzero synapse carries the sign of its presynaptic column
-    col_signs = signs[None, :].expand_as(weight)
-    assert torch.equal(torch.sign(weight[mask]), col_signs[mask])
+
+
+def test_synapse_count_ignores_whatever_masked_entries_hold():
+    mask = erdos_renyi_mask(30, 0.3, gen(26))
+    weight = torch.randn(30, 30, generator=gen(27))
+    weight[~mask] = torch.tensor([math.nan, math.inf, -math.inf]).repeat(900)[: int((~mask).sum())]
+    weight[0, mask[0]] = 0.0  # a synapse of weight exactly 0 does not count
+    assert synapse_count(weight, mask) == int(mask.sum()) - int(mask[0].sum())
 
 
 @pytest.mark.parametrize("kind", sorted(MASK_KINDS))

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+from typing import ClassVar
 
 import pytest
+import torch
 
-from hrsnn.dynamics.cli import add_lyapunov_parser
+from hrsnn._threads import auto_threads
+from hrsnn.cli import build_parser, main
+from hrsnn.dynamics import cli as lyapunov_cli
 from hrsnn.errors import ConfigError
 from hrsnn.network import RSNN, LayerConfig, RSNNConfig, save_model
 
@@ -15,10 +20,7 @@ FAST = ["--steps", "20", "--transient", "5", "--align", "5", "--top", "3", "--si
 
 
 def _run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="hrsnn")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_lyapunov_parser(sub)
-    args = parser.parse_args(["lyapunov", *argv])
+    args = build_parser().parse_args(["lyapunov", *argv])
     return args.func(args)
 
 
@@ -32,12 +34,15 @@ def test_json_output_of_generated_network(capsys):
 
 
 def test_text_output_and_plot(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
     png = tmp_path / "spectrum.png"
     assert _run([*FAST, "--kind", "lif", "--method", "rate", "--probe-steps", "50", "--plot", str(png)]) == 0
     text = capsys.readouterr().out
     assert "method=rate" in text and "Kaplan–Yorke" in text and str(png) in text
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "nan" not in text and "± std" not in text  # one initial condition: no spread column
+    assert _run([*FAST, "--batch", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "± std" in text and "nan" not in text
 
 
 def test_saved_model_full_spectrum(tmp_path, capsys):
@@ -67,3 +72,96 @@ def test_bad_input_raises_config_error(argv, field):
     with pytest.raises(ConfigError) as info:
         _run([*FAST, *argv])
     assert info.value.field == field
+
+
+def test_non_finite_model_is_named_before_the_analysis(tmp_path):
+    model = RSNN(RSNNConfig(n_inputs=3, n_outputs=1, layers=(LayerConfig(size=4),)), seed=0)
+    with torch.no_grad():
+        model.layers[0].weight_rec[0, 1] = float("nan")
+        model.layers[0].weight_rec[2, 1] = float("nan")
+        model.layers[0].input.weight[0, 0] = float("-inf")
+    path = tmp_path / "nan.safetensors"
+    save_model(model, path)
+    with pytest.raises(ConfigError) as info:
+        _run(["--model", str(path), "--steps", "10", "--top", "3"])
+    assert info.value.field == "--model"
+    assert info.value.reason == (
+        "the model holds non-finite values (layers.0.weight_rec: 2 NaN, 0 inf; layers.0.input.weight: 0 NaN, 1 inf)"
+    )
+
+
+class _FakeBar:
+    """Stands in for tqdm: records how it was made, the steps reported and the thread count of the run."""
+
+    made: ClassVar[list[_FakeBar]] = []
+
+    def __init__(self, *, total: int, disable: bool | None, **kwargs) -> None:
+        self.total, self.disable, self.kwargs, self.steps = total, disable, kwargs, 0
+        self.threads = torch.get_num_threads()
+        _FakeBar.made.append(self)
+
+    def update(self, n: int) -> None:
+        self.steps += n
+
+    def __enter__(self) -> _FakeBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.mark.parametrize(("extra", "disable"), [([], None), (["--quiet"], True), (["--json"], True)])
+def test_progress_bar_counts_every_step_and_small_networks_use_one_thread(monkeypatch, extra, disable):
+    monkeypatch.setattr(lyapunov_cli, "tqdm", _FakeBar)
+    _FakeBar.made.clear()
+    torch.set_num_threads(2)
+    try:
+        assert _run([*FAST, *extra]) == 0
+        assert torch.get_num_threads() == 2  # restored after the command
+    finally:
+        torch.set_num_threads(1)
+    (bar,) = _FakeBar.made
+    assert bar.total == bar.steps == 5 + 5 + 20  # transient + align + steps
+    assert bar.disable is disable and bar.threads == 1
+
+
+def test_auto_threads_by_largest_layer():
+    torch.set_num_threads(2)
+    try:
+        small = RSNN(RSNNConfig(n_inputs=1, n_outputs=1, layers=(LayerConfig(size=511), LayerConfig(size=3))))
+        large = RSNN(RSNNConfig(n_inputs=1, n_outputs=1, layers=(LayerConfig(size=3), LayerConfig(size=512))))
+        assert auto_threads(small) == 1 and auto_threads(large) == 2
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_quiet_json_prints_only_the_json(capsys):
+    assert main(["lyapunov", *FAST, "--quiet", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out.count("\n") == 1 and len(json.loads(captured.out)["exponents"]) == 3
+
+
+@pytest.mark.parametrize(("option", "value"), [("--seed", str(2**64)), ("--seed", "-1"), ("--drive-seed", "-5")])
+def test_seeds_outside_generator_range(capsys, option, value):
+    with pytest.raises(ConfigError) as info:
+        _run([*FAST, option, value])
+    assert info.value.field == option
+    assert main(["lyapunov", *FAST, option, value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{option}={int(value)}" in err
+
+
+def test_size_that_cannot_fit_in_memory(monkeypatch, capsys):
+    monkeypatch.setenv("HRSNN_MAX_BYTES", str(10**6))
+    assert main(["lyapunov", *FAST, "--size", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--size=1000" in err and "GiB" in err
+
+
+def test_help_names_options_not_issue_numbers():
+    parser = build_parser()
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    text = sub.choices["lyapunov"].format_help()
+    assert "--quiet" in text and "--threads" in text
+    assert not re.search(r"#\d|issue", text, flags=re.IGNORECASE)

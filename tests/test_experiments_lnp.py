@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -19,10 +20,11 @@ from hrsnn.experiments.lnp import (
     Stat,
     SummaryRow,
     VariantRecord,
-    add_lnp_parser,
     build_dense,
     compute_claims,
     format_claims,
+    format_table,
+    plot_spectra,
     random_sparse,
     summarize,
     with_input_layer,
@@ -30,16 +32,11 @@ from hrsnn.experiments.lnp import (
 from hrsnn.experiments.store import RunStore
 from hrsnn.pruning import shrink_layer, synapse_total
 
-pytest.importorskip("optuna")
-pytest.importorskip("matplotlib")
-
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hrsnn")
-    parser.add_argument("--store")
-    parser.add_argument("--runs-dir")
-    add_lnp_parser(parser.add_subparsers(dest="command", required=True))
-    return parser
+    from hrsnn.cli import build_parser
+
+    return build_parser()
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +227,64 @@ def test_claims_report_paired_per_seed_differences():
 
 def _claims_from(records):
     return {(c.task, c.name): c for c in compute_claims(summarize(records), records)}
+
+
+def test_spectrum_figure_and_table_agree_on_lambda_max(quick_run):
+    _, payload, _ = quick_run
+    table = {row["variant"]: row["lambda_max"]["mean"] for row in payload["table"] if row["task"] == "lorenz"}
+    plotted = {"dense": "dense", "random sparse": "random_pruned", "LNP": "lnp"}  # figure legend → table variant
+    spectra = {name: torch.tensor(payload["spectra"][name], dtype=torch.float64) for name in plotted}
+    lambda_1 = {name: float(s.reshape(-1, s.shape[-1]).mean(0)[0]) for name, s in spectra.items()}  # (m,) or (seeds, m)
+    for name, variant in plotted.items():
+        assert lambda_1[name] == pytest.approx(table[variant], rel=1e-12, abs=0.0)
+    by_figure = sorted(plotted, key=lambda_1.__getitem__)
+    assert [plotted[name] for name in by_figure] == sorted(plotted.values(), key=table.__getitem__)
+
+
+def test_table_shows_a_spread_only_over_several_seeds():
+    one = VariantRecord("lorenz", "lnp", 0, 48, 216, 0.9, "nrmse", -0.09, 0.07, 10.72)
+    table = format_table(summarize([one]))
+    assert "±" not in table
+    assert table.splitlines()[2].split() == [
+        "lorenz",
+        "lnp",
+        "48",
+        "216",
+        "nrmse",
+        "0.9000",
+        "-0.0900",
+        "0.0700",
+        "10.72",
+        "1",
+    ]
+    two = format_table(summarize([one, dataclasses.replace(one, seed=1, metric=1.1)]))
+    assert "nrmse 1.0000 ± 0.1414" in two and "48 ± 0" in two
+    unknown = SummaryRow("t", "lnp", "nrmse", False, 3, *(Stat(1.0, math.nan),) * 6)  # e.g. a non-finite λ_max
+    assert "nan" not in format_table([unknown])
+
+
+def test_spectra_figure_plots_the_seed_mean_and_names_lambda_1(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    saved = []
+    monkeypatch.setattr(Figure, "savefig", lambda self, *args, **kwargs: saved.append(self))
+    spectra = {"dense": torch.tensor([[-0.1, -0.3], [-0.2, -0.5]]), "LNP": torch.tensor([-0.05, -0.4])}  # 2 seeds, 1
+    plot_spectra(spectra, tmp_path / "spectra.png")
+    (ax,) = saved[0].axes
+    lines = {line.get_label(): line.get_ydata().tolist() for line in ax.get_lines() if line.get_label()[0] != "_"}
+    assert lines == {
+        "dense (λ₁ = -0.1500)": pytest.approx([-0.15, -0.4]),
+        "LNP (λ₁ = -0.0500)": pytest.approx([-0.05, -0.4]),
+    }
+    with pytest.raises(ConfigError, match="spectra.dense"):
+        plot_spectra({"dense": torch.zeros(2, 2, 2)}, tmp_path / "bad.png")
+
+
+def test_no_help_text_mentions_issues():
+    from hrsnn.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    texts = [parser.format_help(), *(p.format_help() for p in sub.choices.values())]
+    assert len(texts) > 5 and "hrsnn lnp" in texts[0] + "".join(texts[1:])
+    assert not [t for t in texts if "issue" in t.lower()]

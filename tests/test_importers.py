@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import torch
 
-from hrsnn.errors import ConfigError, DataNotFoundError
+from hrsnn.errors import ConfigError, DataFormatError, DataNotFoundError
 from hrsnn.importers import SRNN_ECG_KEYS, import_srnn_ecg
 from hrsnn.objectives import make_objective
 from hrsnn.tasks.base import resolve_data_dir
@@ -60,3 +62,48 @@ def test_importer_rejects_wrong_layouts(tmp_path):
         import_srnn_ecg(sd)
     with pytest.raises(ConfigError, match="not found"):
         import_srnn_ecg(tmp_path / "absent.pt")
+
+
+def _valid_sd() -> dict[str, torch.Tensor]:
+    shapes = {
+        "i2h.weight": (5, 4), "i2h.bias": (5,), "h2h.weight": (5, 5), "h2h.bias": (5,),
+        "h2o.weight": (3, 5), "h2o.bias": (3,), "tau_m_h": (5,), "tau_adp_h": (5,), "tau_m_o": (3,),
+        "tau_adp_o": (3,),
+    }  # fmt: skip
+    return {k: torch.full(s, 20.0) for k, s in shapes.items()}
+
+
+def test_pickled_objects_are_refused_without_suggesting_unsafe_loading(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({**_valid_sd(), "args": argparse.Namespace(lr=0.1)}, path)
+    with pytest.raises(DataFormatError) as err:
+        import_srnn_ecg(path)
+    message = str(err.value)
+    assert str(path) in message and "argparse.Namespace" in message and "will not unpickle" in message
+    assert "weights_only" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("kind", ["truncated", "random", "empty", "text"])
+def test_unreadable_state_dict_file_is_named(tmp_path, kind):
+    path = tmp_path / "model.pt"
+    torch.save(_valid_sd(), path)
+    data = path.read_bytes()
+    path.write_bytes(
+        {"truncated": data[: len(data) // 2], "random": bytes(range(256)) * 8, "empty": b"", "text": b"hello\n" * 50}[
+            kind
+        ]
+    )
+    with pytest.raises(DataFormatError) as err:
+        import_srnn_ecg(path)
+    assert str(path) in str(err.value) and "not a readable PyTorch file" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_file_holding_something_else_than_a_state_dict(tmp_path):
+    path = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(DataFormatError, match="holds a Tensor, not a state dict"):
+        import_srnn_ecg(path)
+    torch.save({"i2h.weight": [1, 2]}, path)
+    with pytest.raises(DataFormatError, match=r"'i2h.weight' is a list, not a tensor"):
+        import_srnn_ecg(path)

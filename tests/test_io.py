@@ -107,6 +107,23 @@ def test_load_tensors_bad_files(tmp_path):
         io.load_metadata(junk)
 
 
+def test_load_shapes_reads_the_header_only(tmp_path, monkeypatch):
+    path = tmp_path / "t.safetensors"
+    io.save_tensors(path, {"w": torch.zeros(3, 2), "b": torch.zeros(4, dtype=torch.bool), "s": torch.tensor(1.0)})
+    monkeypatch.setattr(io.safetensors.torch, "load_file", None)  # the header suffices
+    assert io.load_shapes(path) == {"w": (3, 2), "b": (4,), "s": ()}
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ConfigError, match="safetensors"):
+        io.load_shapes(junk)
+
+
+@pytest.mark.parametrize("reader", ["load_tensors", "load_metadata", "load_shapes", "load_checkpoint"])
+def test_readers_name_a_directory(tmp_path, reader):
+    with pytest.raises(ConfigError, match="is a directory"):
+        getattr(io, reader)(tmp_path)
+
+
 def test_json_round_trip_and_format(tmp_path):
     path = tmp_path / "sub" / "obj.json"
     obj = {"b": (1, 2.5, None), "a": {"p": Path("/x/y"), "nan": math.nan, "inf": -math.inf}, "c": [True, "s"]}

@@ -11,10 +11,7 @@ from hrsnn.connectivity import ConnectivitySpec
 from hrsnn.errors import ConfigError
 from hrsnn.network import RSNN, LayerConfig, NeuronConfig, RSNNConfig
 from hrsnn.pruning import LNPConfig, lnp_prune
-
-
-def _needs_optuna() -> None:
-    pytest.importorskip("optuna")
+from hrsnn.pruning import lnp as lnp_module
 
 
 def _model(n: int = 30, seed: int = 0) -> RSNN:
@@ -46,7 +43,6 @@ def _run(config, seed=0, **kw):
 
 
 def test_driver_history_and_surviving_neurons():
-    _needs_optuna()
     model = _model()
     before = model.layers[0].weight_rec.detach().clone()
     result = lnp_prune(
@@ -69,7 +65,6 @@ def test_driver_history_and_surviving_neurons():
 
 
 def test_driver_is_reproducible_for_a_seed():
-    _needs_optuna()
     a = _run(LNPConfig(k_max=2, **FAST), seed=3)
     b = _run(LNPConfig(k_max=2, **FAST), seed=3)
     assert torch.equal(a.model.layers[0].mask, b.model.layers[0].mask)
@@ -107,7 +102,6 @@ def test_stops_after_c_stop_unchanged_iterations_and_at_target_sparsity():
 
 
 def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
-    _needs_optuna()
     path = tmp_path / "lnp.safetensors"
     first = _run(LNPConfig(k_max=3, **FAST), checkpoint_path=path)
     assert len(first.history) == 4 and path.exists()
@@ -129,7 +123,6 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
 
 
 def test_custom_timescale_objective_and_spectrum_objective():
-    _needs_optuna()
     seen = []
 
     def objective(model):
@@ -162,3 +155,42 @@ def test_bad_callables_and_config_are_rejected():
             generator=torch.Generator(), progress=False,
         )  # fmt: skip
     assert info.value.field == "exponents_fn"
+
+
+def _bar_totals(monkeypatch) -> list[tuple[float | None, int]]:
+    """Record (total, n) of every LNP progress bar when it opens and when it closes."""
+    seen: list[tuple[float | None, int]] = []
+
+    class Recorder(lnp_module.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append((self.total, self.n))
+
+        def close(self):
+            if not self.disable:
+                seen.append((self.total, self.n))
+            super().close()
+
+    monkeypatch.setattr(lnp_module, "tqdm", Recorder)
+    return seen
+
+
+def test_progress_bar_total_is_the_iterations_the_stopping_rules_allow(monkeypatch, capsys):
+    seen = _bar_totals(monkeypatch)
+    plain = {k: v for k, v in FAST.items() if not k.startswith("bo")}
+    # q_node = 0.05 removes ⌈0.05 N⌉ neurons per iteration: 30 → 28 → 26 → 24 = (1 − 0.2)·30, so at most 3
+    config = LNPConfig(k_max=100, target_neuron_sparsity=0.2, tune_timescales=False, **plain)
+    result = lnp_prune(
+        _model(), config, exponents_fn=_exponents, lambda_max_fn=_stable,
+        generator=torch.Generator().manual_seed(0), progress=True,
+    )  # fmt: skip
+    run = len(result.history) - 1
+    assert seen == [(3, 0), (run, run)] and 1 <= run <= 3
+    seen.clear()
+    values = iter([-0.1, 0.3])  # the first iteration is unstable: reverted, the run stops after 1 of k_max = 5
+    lnp_prune(
+        _model(), LNPConfig(k_max=5, tune_timescales=False, **plain), exponents_fn=_exponents,
+        lambda_max_fn=lambda model: next(values), generator=torch.Generator().manual_seed(0), progress=True,
+    )  # fmt: skip
+    assert seen == [(5, 0), (1, 1)]
+    assert "LNP" in capsys.readouterr().err

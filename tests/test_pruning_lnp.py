@@ -239,7 +239,6 @@ def test_initial_quantiles_ranks_and_random():
 
 @pytest.mark.parametrize("sampler", ["tpe", "gp"])
 def test_optimise_timescales_finds_a_good_box_point_and_keeps_ranks(sampler):
-    pytest.importorskip("optuna")
     u = torch.tensor([0.2, 0.7, 0.4, 0.9])
     calls = []
 

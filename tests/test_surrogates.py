@@ -115,10 +115,29 @@ def test_simple_shapes_by_hand(x):
     assert _psi(ArcTan(alpha=2.0), x) == pytest.approx(1 / (1 + (math.pi * x) ** 2), rel=1e-12)
 
 
-@pytest.mark.parametrize("sg", ALL, ids=lambda s: s.name)
-def test_derivative_is_scale_times_shape(sg):
-    v = torch.linspace(-3, 3, 61, dtype=torch.float64)
-    assert torch.equal(sg.derivative(v), sg.scale * sg.shape(v))
+def _by_hand(name: str, x: float) -> float:
+    """ψ(x) of each surrogate at its default hyper-parameters, written out from the formulas."""
+    if name == "multi_gaussian":
+        return 1.15 * _pdf(x, 0, 0.5) - 0.15 * (_pdf(x, 0.5, 3.0) + _pdf(x, -0.5, 3.0))
+    if name == "gaussian":
+        return _pdf(x, 0, 0.5)
+    if name == "triangle":
+        return max(0.0, 1 - abs(x))
+    if name == "slayer":
+        return math.exp(-5 * abs(x))
+    if name == "fast_sigmoid":
+        return 1 / (1 + 10 * abs(x)) ** 2
+    return 1 / (1 + (math.pi * x) ** 2)  # arctan, α = 2
+
+
+@pytest.mark.parametrize("name", sorted(SURROGATES))
+@pytest.mark.parametrize("scale", [0.5, 0.37, 2.5])
+def test_derivative_is_scale_times_shape(name, scale):
+    """derivative(v) = scale · ψ(v) with ψ from the written-out formula, for default and other scales."""
+    sg = make_surrogate(name, scale=scale)
+    xs = [-3.0, -1.2, -0.45, -0.1, 0.0, 0.05, 0.3, 0.9, 2.0]
+    got = sg.derivative(torch.tensor(xs, dtype=torch.float64)).tolist()
+    assert got == pytest.approx([scale * _by_hand(name, x) for x in xs], rel=1e-12, abs=1e-15)
 
 
 def test_default_scales():

@@ -385,3 +385,21 @@ def test_valid_time_by_hand():
     assert valid_time(p2, t2, 0.35) == 2  # e = 0, 0.283, 0.424
     with pytest.raises(ConfigError, match="scale"):
         valid_time(pred, target, scale=[0.0])
+
+
+def test_regression_dataset_rejects_non_finite_values_naming_the_first():
+    x, y = torch.zeros(2, 3, 1), torch.zeros(2, 3, 2)
+    y[1, 2, 1] = float("inf")
+    with pytest.raises(ConfigError) as err:
+        RegressionDataset(x=x, y=y, name="a")
+    assert err.value.field == "dataset.y" and "the first is inf at sample 1, step 2, output 1" in str(err.value)
+    x[0, 1, 0] = float("nan")
+    with pytest.raises(ConfigError, match=r"dataset\.x.*nan at sample 0, step 1, channel 0"):
+        RegressionDataset(x=x, y=torch.zeros(2, 3, 2), name="a")
+
+
+@pytest.mark.parametrize("seed", [2**64, -1, 1.5])
+def test_chaotic_seed_outside_generator_range(seed):
+    with pytest.raises(ConfigError) as err:
+        load_lorenz(n_steps=500, window=10, seed=seed)
+    assert err.value.field == "seed"

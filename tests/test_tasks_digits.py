@@ -290,3 +290,31 @@ def test_task_splits_info_read_only_and_consistency():
     with pytest.raises(ConfigError) as err:
         TaskSplits(train=ds, val=_toy(per_step=True), test=ds)
     assert err.value.field == "splits.val"
+
+
+def test_dataset_rejects_non_finite_inputs_naming_the_first():
+    x = torch.zeros(4, 3, 2)
+    x[2, 1, 0] = float("nan")
+    x[3, 2, 1] = float("-inf")
+    with pytest.raises(ConfigError) as err:
+        SequenceDataset(x=x, y=torch.zeros(4, dtype=torch.long), n_classes=1, name="bad")
+    assert err.value.field == "dataset.x"
+    assert "2 non-finite values (NaN or inf); the first is nan at sample 2, step 1, channel 0" in str(err.value)
+
+
+def test_digits_loader_rejects_non_finite_pixels(monkeypatch):
+    import sklearn.datasets
+
+    bunch = load_digits()
+    bunch.data = bunch.data.copy()
+    bunch.data[5, 17] = np.inf  # image 5, row 2, column 1
+    monkeypatch.setattr(sklearn.datasets, "load_digits", lambda: bunch)
+    with pytest.raises(ConfigError, match="1 non-finite value .*inf at sample 5, step 2, channel 1"):
+        load_digits_sequence(mode="row")
+
+
+@pytest.mark.parametrize(("field", "seed"), [("seed", 2**64), ("seed", np.int64(-3)), ("permutation_seed", -1)])
+def test_digits_seeds_outside_generator_range(field, seed):
+    with pytest.raises(ConfigError) as err:
+        load_digits_sequence(permute=True, **{field: seed})
+    assert err.value.field == field and "2**64" in str(err.value)

@@ -9,9 +9,11 @@ import pytest
 import scipy.io
 import torch
 
-from hrsnn.errors import ConfigError, DataNotFoundError
+from hrsnn.cli import main
+from hrsnn.errors import ConfigError, DataFormatError, DataNotFoundError
 from hrsnn.tasks import QTDB_CLASSES, TASK_LOADERS, encode_ecg_level_crossing, load_qtdb, resolve_data_dir
 from hrsnn.tasks import base as tasks_base
+from hrsnn.tasks.base import nonfinite_reason
 
 TRAIN_COUNTS = (100530, 49485, 46503, 35776, 242792, 263147)  # srnn.md §4.1, one-hot sums over train
 
@@ -285,3 +287,115 @@ def test_level_crossing_validation():
         with pytest.raises(ConfigError) as err:
             encode_ecg_level_crossing(**kwargs)
         assert err.value.field == field
+    bad = np.zeros((10, 2))
+    bad[3, 1] = -np.inf
+    with pytest.raises(ConfigError, match=r"signal=\(10, 2\): holds 1 non-finite value .* -inf at step 3, lead 1"):
+        encode_ecg_level_crossing(bad)
+
+
+def test_non_finite_check_reads_big_endian_arrays():
+    x = np.zeros((2, 3, 1), dtype=">f8")
+    x[1, 2, 0] = np.nan
+    assert nonfinite_reason(x, ("sample", "step", "channel")).endswith("nan at sample 1, step 2, channel 0")
+
+
+# ------------------------------------------------------------------------------------ malformed files
+
+
+def _write_qtdb_with_inf(root: Path) -> Path:
+    """Synthetic QTDB files whose training x (float) holds inf at sample 3, step 4, channel 2 and NaN later."""
+    _write_synthetic_qtdb(root)
+    path = root / "qtdb" / "QTDB_train.mat"
+    mat = scipy.io.loadmat(path)
+    x = mat["x"].astype(np.float64)
+    x[3, 4, 2] = np.inf
+    x[4, 6, 0] = np.nan
+    scipy.io.savemat(path, {"x": x, "y": mat["y"]})
+    return path
+
+
+def test_non_finite_input_in_file_is_named(tmp_path):
+    path = _write_qtdb_with_inf(tmp_path)
+    with pytest.raises(DataFormatError) as err:
+        load_qtdb(tmp_path)
+    message = str(err.value)
+    assert str(path) in message and "\n" not in message
+    assert "2 non-finite values" in message and "inf at sample 3, step 4, channel 2" in message
+
+
+def test_non_finite_one_hot_labels_are_named(tmp_path):
+    _write_synthetic_qtdb(tmp_path)
+    path = tmp_path / "qtdb" / "QTDB_test.mat"
+    mat = scipy.io.loadmat(path)
+    y = mat["y"].astype(np.float32)
+    y[1, 2, 5] = np.nan
+    scipy.io.savemat(path, {"x": mat["x"], "y": y})
+    with pytest.raises(DataFormatError, match=r"QTDB_test\.mat.*y holds 1 non-finite value.*nan at sample 1, step 2"):
+        load_qtdb(tmp_path)
+
+
+def _corrupt(path: Path, kind: str) -> None:
+    data = path.read_bytes()
+    if kind == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "random":
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes())
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "no_y":
+        scipy.io.savemat(path, {"x": scipy.io.loadmat(path)["x"]})
+    elif kind == "text_x":
+        scipy.io.savemat(path, {"x": np.array(["abc", "def"]), "y": scipy.io.loadmat(path)["y"]})
+    elif kind == "short_x":
+        mat = scipy.io.loadmat(path)
+        scipy.io.savemat(path, {"x": mat["x"][:, :, :3], "y": mat["y"]})
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("truncated", "is not a readable MATLAB .mat file"),
+        ("random", "is not a readable MATLAB .mat file"),
+        ("empty", "is not a readable MATLAB .mat file"),
+        ("no_y", "has no variable y"),
+        ("text_x", "variable x must be numeric"),
+        ("short_x", "variable x has shape (5, 7, 3)"),
+    ],
+)
+def test_malformed_qtdb_file_one_line_naming_it(tmp_path, kind, expected):
+    _write_synthetic_qtdb(tmp_path)
+    path = tmp_path / "qtdb" / "QTDB_train.mat"
+    _corrupt(path, kind)
+    with pytest.raises(DataFormatError) as err:
+        load_qtdb(tmp_path)
+    message = str(err.value)
+    assert str(path) in message and expected in message and "\n" not in message
+
+
+def _train_ecg(tmp_path: Path, data: Path) -> list[str]:
+    return ["--store", str(tmp_path / "s.sqlite"), "train", "--task", "ecg", "--data-dir", str(data), "--quiet"]
+
+
+@pytest.mark.parametrize("kind", ["inf", "random"])
+def test_cli_bad_qtdb_file_exits_2_with_one_line(tmp_path, capsys, kind):
+    data = tmp_path / "data"
+    if kind == "inf":
+        path = _write_qtdb_with_inf(data)
+    else:
+        _write_synthetic_qtdb(data)
+        path = data / "qtdb" / "QTDB_train.mat"
+        _corrupt(path, "random")
+    assert main(_train_ecg(tmp_path, data)) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and str(path) in captured.err
+    if kind == "inf":
+        assert "sample 3, step 4, channel 2" in captured.err
+
+
+def test_cli_missing_qtdb_names_the_option_and_variable(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder in (empty, tmp_path / "absent"):
+        assert main(_train_ecg(tmp_path, folder)) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--data-dir" in err and "$HRSNN_DATA" in err and str(folder) in err

@@ -1,11 +1,13 @@
-"""Input checks shared by :mod:`hrsnn.dynamics` and :mod:`hrsnn.pruning`; every failure raises
+"""Input checks shared across hrsnn (seeds, numbers, tensors, memory estimates); every failure raises
 :class:`hrsnn.errors.ConfigError` naming the offending field."""
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from numbers import Integral, Real
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -14,7 +16,13 @@ from torch import Tensor
 from hrsnn.errors import ConfigError
 
 if TYPE_CHECKING:
-    from hrsnn.network import RSNN
+    from hrsnn.network import RSNN, RSNNConfig
+
+SEED_LIMIT = 2**64
+"""Seeds lie in ``[0, SEED_LIMIT)``: the values ``torch.Generator.manual_seed`` keeps apart."""
+
+MAX_BYTES_ENV_VAR = "HRSNN_MAX_BYTES"
+"""Environment variable overriding the memory limit of :func:`memory_limit` (a whole number of bytes)."""
 
 
 def check_int(field: str, value: Any, minimum: int) -> int:
@@ -23,6 +31,32 @@ def check_int(field: str, value: Any, minimum: int) -> int:
         raise ConfigError(field, value, "must be an integer")
     if value < minimum:
         raise ConfigError(field, value, f"must be >= {minimum}")
+    return int(value)
+
+
+def check_seed(field: str, value: Any) -> int:
+    """Return ``value`` as an int if it is a seed in ``[0, 2**64)``; the one seed check of hrsnn.
+
+    ``torch.Generator.manual_seed`` takes Python ints in ``[-2**63, 2**64)`` and maps a negative seed ``s`` to
+    ``s + 2**64`` (so -1 and 2**64 - 1 give the same stream); it refuses floats, bools and numpy integers.
+    Refusing negative seeds keeps every accepted seed a distinct stream; numpy integers are accepted and
+    converted.
+    """
+    if isinstance(value, bool) or not isinstance(value, Integral) or not 0 <= int(value) < SEED_LIMIT:
+        raise ConfigError(field, value, "must be an integer seed in [0, 2**64)")
+    return int(value)
+
+
+RUN_SEED_LIMIT = 2**63
+"""Seeds of recorded runs lie in ``[0, RUN_SEED_LIMIT)``: the run store keeps them as signed 64-bit integers, and
+derived streams (``seed + 1``) stay within :data:`SEED_LIMIT`."""
+
+
+def check_run_seed(field: str, value: Any) -> int:
+    """Return ``value`` as an int if it is a valid seed of a recorded experiment: :func:`check_seed`'s rule, below
+    :data:`RUN_SEED_LIMIT`."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or not 0 <= int(value) < RUN_SEED_LIMIT:
+        raise ConfigError(field, value, "must be an integer seed in [0, 2**63) (the run store keeps 64-bit integers)")
     return int(value)
 
 
@@ -162,3 +196,96 @@ def float64_matrix(field: str, x: Any, n: int | None = None) -> Tensor:
 def off_diagonal(n: int, device: torch.device | None = None) -> Tensor:
     """Bool (n, n) matrix that is True off the diagonal."""
     return ~torch.eye(n, dtype=torch.bool, device=device)
+
+
+def memory_limit() -> tuple[int, str] | None:
+    """The bytes one process may plan to allocate, and a phrase saying where that limit comes from (e.g. "of
+    physical memory"); None when unknown.
+
+    ``$HRSNN_MAX_BYTES`` when set; else the physical memory (``os.sysconf``), lowered to a cgroup v2 limit
+    (``/sys/fs/cgroup/memory.max``) when the process runs in a container that has one.
+
+    Raises:
+        ConfigError: naming ``HRSNN_MAX_BYTES`` when it is set but not a positive whole number.
+    """
+    override = os.environ.get(MAX_BYTES_ENV_VAR, "")
+    if override:
+        if not override.isdigit() or int(override) < 1:
+            raise ConfigError(MAX_BYTES_ENV_VAR, override, "must be a positive whole number of bytes")
+        return int(override), f"allowed by {MAX_BYTES_ENV_VAR}"
+    try:
+        limit, source = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "of physical memory"
+    except (AttributeError, ValueError, OSError):  # no os.sysconf (Windows) or no such name
+        return None
+    try:
+        cgroup = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        cgroup = "max"
+    if cgroup.isdigit() and int(cgroup) < limit:
+        limit, source = int(cgroup), "allowed by the container's memory limit"
+    return (limit, source) if limit > 0 else None
+
+
+def _gib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.3g} GiB"
+
+
+def check_memory(field: str, value: Any, n_bytes: int, what: str) -> None:
+    """Raise :class:`ConfigError` naming ``field=value`` when ``what`` needs more than :func:`memory_limit`."""
+    limit = memory_limit()
+    if limit is not None and n_bytes > limit[0]:
+        reason = f"{what} needs at least {_gib(n_bytes)}, more than the {_gib(limit[0])} {limit[1]}"
+        if MAX_BYTES_ENV_VAR not in limit[1]:
+            reason += f" (set {MAX_BYTES_ENV_VAR} to change the limit)"
+        raise ConfigError(field, value, reason)
+
+
+def rsnn_tensor_shapes(config: RSNNConfig) -> dict[str, tuple[int, ...]]:
+    """Name and shape of every tensor in ``RSNN(config).state_dict()``, computed without building the network."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def spiking(prefix: str, n_in: int, n: int, *, recurrent: bool, bias: bool, kind: str) -> None:
+        if recurrent:
+            shapes[f"{prefix}.weight_rec"] = (n, n)
+            if bias:
+                shapes[f"{prefix}.bias_rec"] = (n,)
+            shapes[f"{prefix}.mask"] = (n, n)
+        shapes[f"{prefix}.input.weight"] = (n, n_in)
+        if bias:
+            shapes[f"{prefix}.input.bias"] = (n,)
+        shapes[f"{prefix}.tau_m.theta"] = (n,)
+        if kind == "alif":
+            shapes[f"{prefix}.tau_adp.theta"] = (n,)
+
+    n_in = config.n_inputs
+    for i, layer in enumerate(config.layers):
+        spiking(f"layers.{i}", n_in, layer.size, recurrent=layer.recurrent, bias=layer.bias, kind=layer.neuron.kind)
+        n_in = layer.size
+    n_out = config.n_outputs
+    if config.readout.kind == "alif":
+        spiking("readout", n_in, n_out, recurrent=False, bias=True, kind=config.readout.neuron.kind)
+    else:
+        shapes.update({"readout.input.weight": (n_out, n_in), "readout.input.bias": (n_out,)})
+        shapes["readout.tau_m.theta"] = (n_out,)
+    return shapes
+
+
+def rsnn_memory_bytes(config: RSNNConfig) -> int:
+    """Bytes of the tensors ``RSNN(config)`` holds: float32 weights, biases and τ, one byte per mask entry.
+
+    A lower bound of what building the network allocates (construction also makes temporaries).
+    """
+    return sum(
+        math.prod(shape) * (1 if name.endswith(".mask") else 4) for name, shape in rsnn_tensor_shapes(config).items()
+    )
+
+
+def check_rsnn_memory(config: RSNNConfig, field: str | None = None) -> None:
+    """Refuse a network whose tensors (:func:`rsnn_memory_bytes`) exceed :func:`memory_limit`.
+
+    The error names the largest layer's size under ``field`` (default ``model.layers[i].size``).
+    """
+    sizes = [layer.size for layer in config.layers]
+    largest = max(range(len(sizes)), key=sizes.__getitem__)
+    what = f"a network with layer sizes {sizes}"
+    check_memory(field or f"model.layers[{largest}].size", sizes[largest], rsnn_memory_bytes(config), what)

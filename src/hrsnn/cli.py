@@ -1,8 +1,13 @@
-"""Command-line interface: ``hrsnn train | runs list | runs show | lyapunov | lnp | demo``."""
+"""Command-line interface: ``hrsnn train | runs list | runs show | lyapunov | lnp | demo``.
+
+Every sub-command's options are declared here; the handlers that need torch are imported only when their
+sub-command runs, so ``hrsnn --help`` and ``hrsnn runs list`` start quickly.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
@@ -10,14 +15,36 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hrsnn.config import deep_update, parse_overrides, read_config_file
-from hrsnn.dynamics.cli import add_lyapunov_parser
 from hrsnn.errors import ConfigError, DataNotFoundError, NonFiniteError, RunInterrupted, Terminated
-from hrsnn.experiments.lnp import add_lnp_parser
-from hrsnn.experiments.runner import ExperimentConfig, RunResult, run_experiment
 from hrsnn.experiments.store import RunNotFoundError, RunStore, format_run, format_runs_table
+
+if TYPE_CHECKING:
+    from hrsnn.experiments.runner import ExperimentConfig, RunResult
+
+LYAPUNOV_METHODS = ("exact", "rate", "surrogate")
+"""Readings of the spike nonlinearity (the keys of :data:`hrsnn.dynamics.snn.METHODS`; a test keeps them equal)."""
+
+LYAPUNOV_DRIVES = ("constant", "gaussian", "poisson", "zeros")
+"""Input kinds (the keys of :data:`hrsnn.dynamics.snn.DRIVES`)."""
+
+LNP_TASKS = ("digits", "lorenz", "rossler")
+"""Tasks of the LNP experiment (the keys of :data:`hrsnn.experiments.lnp.TASKS`)."""
+
+DEFAULT_TAU_M = '{"dist": "gamma", "shape": 3.0, "scale": 6.0, "floor": 2.0}'
+"""``hrsnn lyapunov``'s membrane τ: gamma-distributed with mean 20 (k = 3, LNP spec §1.3), floor 2."""
+
+
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A handler that imports ``module`` only when its sub-command runs."""
+
+    def handler(args: argparse.Namespace) -> int:
+        return int(getattr(importlib.import_module(module), name)(args))
+
+    handler.__qualname__ = f"{module}.{name}"
+    return handler
 
 
 def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -58,6 +85,8 @@ def _runs_dir(args: argparse.Namespace, store: RunStore) -> Path:
 
 
 def _experiment_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    from hrsnn.experiments.runner import ExperimentConfig
+
     data: dict[str, Any] = read_config_file(args.config) if args.config else {}
     data = deep_update(data, _cli_overrides(args))
     data = deep_update(data, parse_overrides(args.set))
@@ -76,6 +105,8 @@ _RESUME_KEEPS = ("epochs", "threads", "data_dir", "json", "quiet")
 
 def _resumed_config(args: argparse.Namespace, store: RunStore) -> ExperimentConfig:
     """The stored config of run ``args.resume``, extended to ``--epochs``; other changes are refused."""
+    from hrsnn.experiments.runner import ExperimentConfig
+
     for option, value in vars(args).items():
         if option in (*_RESUME_KEEPS, "resume", "func", "command", "store", "runs_dir"):
             continue
@@ -94,6 +125,9 @@ def _resumed_config(args: argparse.Namespace, store: RunStore) -> ExperimentConf
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Handler of ``hrsnn train``."""
+    from hrsnn.experiments.runner import run_experiment
+
     store = _store(args)
     config = _resumed_config(args, store) if args.resume is not None else _experiment_from_args(args)
     result = run_experiment(
@@ -137,6 +171,8 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train a small heterogeneous ALIF RSNN on sequential digits and print a result table."""
+    from hrsnn.experiments.runner import ExperimentConfig, run_experiment
+
     data: dict[str, Any] = {"task": {"name": "digits"}, "name": "demo-digits"}
     if args.seed is not None:
         data["seed"] = args.seed
@@ -238,8 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_runs_show)
 
-    add_lyapunov_parser(sub)
-    add_lnp_parser(sub)
+    _add_lyapunov_parser(sub)
+    _add_lnp_parser(sub)
 
     demo = sub.add_parser("demo", help="train a small heterogeneous ALIF RSNN on sequential digits")
     demo.add_argument("--epochs", type=int, help="training epochs (default: the digits preset's 60)")
@@ -285,6 +321,79 @@ def _exit_code(exc: KeyboardInterrupt) -> int:
 def _one_line(exc: BaseException) -> str:
     return "; ".join([str(exc), *getattr(exc, "__notes__", ())])
 
+
+def _add_lyapunov_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``hrsnn lyapunov`` (handler :func:`hrsnn.dynamics.cli.cmd_lyapunov`)."""
+    p = subparsers.add_parser(
+        "lyapunov",
+        help="Lyapunov spectrum of a saved or generated RSNN",
+        description="Top Lyapunov exponents of an RSNN by the Benettin/QR method (see hrsnn.dynamics.snn for the "
+        "meaning of each --method). Without --model a one-layer network is generated.",
+    )
+    p.add_argument("--model", help="saved model (.safetensors from hrsnn train); default: generate a network")
+    gen = p.add_argument_group("generated network (without --model)")
+    gen.add_argument("--size", type=int, default=200, help="neurons (default 200)")
+    gen.add_argument("--sparsity", type=float, default=0.9, help="fraction of absent synapses (default 0.9)")
+    gen.add_argument("--kind", choices=["alif", "lif", "lif_hard"], default="alif", help="neuron model")
+    gen.add_argument("--tau-m", default=DEFAULT_TAU_M, help=f"membrane τ distribution, JSON (default {DEFAULT_TAU_M})")
+    gen.add_argument("--tau-adp", default=None, help="adaptation τ distribution, JSON (default: the core's)")
+    gen.add_argument("--gain", type=float, default=1.0, help="recurrent weight gain ≈ spectral radius (default 1)")
+    gen.add_argument("--inputs", type=int, default=20, help="input lines (default 20)")
+    run = p.add_argument_group("analysis")
+    run.add_argument(
+        "--method", choices=LYAPUNOV_METHODS, default="surrogate", help="spike reading (default surrogate)"
+    )
+    run.add_argument("--steps", type=int, default=1000, help="accumulated steps (default 1000)")
+    run.add_argument("--transient", type=int, default=100, help="discarded state steps (default 100)")
+    run.add_argument("--align", type=int, default=100, help="tangent alignment steps (default 100)")
+    run.add_argument("--ons", type=int, default=5, help="steps between QR re-orthonormalisations (default 5)")
+    run.add_argument("--top", type=int, default=10, help="number of exponents m (default 10)")
+    run.add_argument("--full", action="store_true", help="full spectrum (overrides --top)")
+    run.add_argument("--batch", type=int, default=1, help="initial conditions (default 1)")
+    run.add_argument("--probe-steps", type=int, default=1000, help="steps to fit the rate model (--method rate)")
+    run.add_argument("--seed", type=int, default=0, help="seed of network, initial states and basis (default 0)")
+    run.add_argument(
+        "--threads", type=int, help="torch intra-op threads (default: 1 below 512 neurons per layer, else all cores)"
+    )
+    drv = p.add_argument_group("drive")
+    drv.add_argument("--drive", choices=LYAPUNOV_DRIVES, default="poisson", help="input kind (default poisson)")
+    drv.add_argument("--drive-rate", type=float, default=0.05, help="Poisson spike probability per step")
+    drv.add_argument("--drive-mean", type=float, default=0.0, help="constant value / Gaussian mean")
+    drv.add_argument("--drive-std", type=float, default=1.0, help="Gaussian standard deviation")
+    drv.add_argument("--drive-seed", type=int, default=0, help="seed of the drive (default 0)")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    out.add_argument("--plot", help="write a PNG of the spectrum and of λ_max over time to this path")
+    p.set_defaults(func=_lazy("hrsnn.dynamics.cli", "cmd_lyapunov"))
+
+def _add_lnp_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``hrsnn lnp`` (handler :func:`hrsnn.experiments.lnp.cmd_lnp`)."""
+    p = subparsers.add_parser(
+        "lnp",
+        help="Lyapunov Noise Pruning experiment: prune a dense HRSNN once, compare with dense/AP/random on tasks",
+        description="The LNP experiment: prune one dense heterogeneous RSNN once with Lyapunov Noise Pruning, then "
+        "read it out on several tasks, against dense, activity-pruned, random-pruned and homogeneous-τ variants.",
+    )
+    p.add_argument("--config", help="TOML/YAML/JSON file with LNPExperimentConfig fields (see examples/lnp.toml)")
+    p.add_argument("--neurons", type=int, help="dense network size (default 1000)")
+    p.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--tasks", help=f"comma-separated tasks from {', '.join(LNP_TASKS)} (default lorenz,digits)")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke-test settings (60 neurons, 2 iterations, 1 seed), over --config"
+    )
+    p.add_argument("--out", help="artifact folder (default: the runs folder beside the store)")
+    p.add_argument(
+        "--resume",
+        type=int,
+        metavar="RUN_ID",
+        help="continue a killed, interrupted or failed LNP run from its per-iteration checkpoints",
+    )
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default 1)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. lnp.q_node=0.02")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_lazy("hrsnn.experiments.lnp", "cmd_lnp"))
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hrsnn`` command."""

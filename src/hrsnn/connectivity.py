@@ -363,7 +363,8 @@ def synapse_count(mask_or_weight: Tensor, mask: Tensor | None = None) -> int:
     """Number of synapses: ``Σ_ij [X_ij ≠ 0]`` with ``X = mask_or_weight`` (⊙ ``mask`` if given).
 
     For a bool mask this counts True entries; for a weight it counts nonzero entries of ``W`` (or of ``W ⊙ M``
-    when ``mask`` is passed), so synapses whose weight is exactly 0 are not counted.
+    when ``mask`` is passed), so synapses whose weight is exactly 0 are not counted. Entries outside ``mask``
+    never count, whatever they hold (NaN and ±inf included); without ``mask`` a NaN counts as nonzero.
 
     Args:
         mask_or_weight: bool mask or weight tensor.

@@ -29,6 +29,7 @@ __all__ = [
     "load_checkpoint",
     "load_json",
     "load_metadata",
+    "load_shapes",
     "load_tensors",
     "save_checkpoint",
     "save_json",
@@ -280,6 +281,11 @@ def _safetensors_error(path: str | os.PathLike[str], err: Exception) -> ConfigEr
     return ConfigError("path", str(path), f"is not a readable safetensors file ({err})")
 
 
+def _check_not_dir(path: str | os.PathLike[str]) -> None:
+    if Path(path).is_dir():
+        raise ConfigError("path", str(path), "is a directory, not a safetensors file")
+
+
 def load_tensors(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Load every tensor of a safetensors file.
 
@@ -294,6 +300,7 @@ def load_tensors(path: str | os.PathLike[str], device: str | torch.device = "cpu
         FileNotFoundError: if ``path`` does not exist.
         ConfigError: if ``path`` is not a safetensors file.
     """
+    _check_not_dir(path)
     try:
         return safetensors.torch.load_file(path, device=str(device))
     except SafetensorError as err:
@@ -313,9 +320,31 @@ def load_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
         FileNotFoundError: if ``path`` does not exist.
         ConfigError: if ``path`` is not a safetensors file.
     """
+    _check_not_dir(path)
     try:
         with safetensors.safe_open(path, framework="pt", device="cpu") as handle:
             return dict(handle.metadata() or {})
+    except SafetensorError as err:
+        raise _safetensors_error(path, err) from err
+
+
+def load_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """Read the name and shape of every tensor of a safetensors file from its header, without loading any.
+
+    Args:
+        path: the file to read.
+
+    Returns:
+        name → shape.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ConfigError: if ``path`` is not a safetensors file.
+    """
+    _check_not_dir(path)
+    try:
+        with safetensors.safe_open(path, framework="pt", device="cpu") as handle:
+            return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
     except SafetensorError as err:
         raise _safetensors_error(path, err) from err
 
@@ -359,6 +388,7 @@ def load_checkpoint(
         FileNotFoundError: if ``path`` does not exist.
         ConfigError: if ``path`` is not an hrsnn checkpoint.
     """
+    _check_not_dir(path)
     try:
         with safetensors.safe_open(path, framework="pt", device=str(device)) as handle:
             metadata = dict(handle.metadata() or {})

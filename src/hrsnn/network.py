@@ -22,11 +22,12 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from hrsnn._validate import check_rsnn_memory, check_seed, rsnn_tensor_shapes
 from hrsnn.config import from_dict, to_dict
 from hrsnn.connectivity import ConnectivitySpec, synapse_count
-from hrsnn.errors import ConfigError
+from hrsnn.errors import ConfigError, DataFormatError, DataNotFoundError
 from hrsnn.fused import alif_sequence
-from hrsnn.io import load_metadata, load_tensors, save_tensors
+from hrsnn.io import load_metadata, load_shapes, load_tensors, save_tensors
 from hrsnn.neurons import ALIFState, TimeConstants, alif_step, lif_hard_reset_step, make_parametrization
 from hrsnn.surrogates import Surrogate, make_surrogate
 from hrsnn.timescales import Clustered, sampler_from_dict
@@ -108,10 +109,14 @@ class RSNNConfig:
         layers: spiking layers, in order (at least one).
         readout: readout layer.
         surrogate: surrogate gradient as a dict, e.g. ``{"name": "multi_gaussian"}``.
-        state_init: initial state per sample: "zeros" (u = s = 0), "uniform" (u ~ U[0, scale)), or
-            "uniform_spike" (u ~ U[0, scale) and s_0 = u_0, the authors' ECG/SSC scheme). η_0 = b0 in all schemes;
-            the readout always starts at u = s = 0.
-        state_init_scale: scale of the uniform schemes; None means each layer's b0.
+        state_init: initial state of the spiking layers per sample: "zeros" (u = s = 0), "uniform"
+            (u ~ U[0, scale)), or "uniform_spike" (u ~ U[0, scale) and s_0 = u_0, the authors' ECG/SSC scheme).
+            η_0 = b0 in all schemes.
+        readout_init: initial state of the readout, same schemes (default "zeros": u = s = 0). The authors' ECG
+            script starts its ALIF readout like its hidden layer, u_0 = s_0 ~ U[0, scale): "uniform_spike". An
+            integrator readout has no spikes, so it accepts "zeros" and "uniform" only. Drawn from the same
+            generator as the hidden states, after them.
+        state_init_scale: scale of the uniform schemes (hidden layers and readout); None means each layer's b0.
     """
 
     n_inputs: int
@@ -121,6 +126,7 @@ class RSNNConfig:
     surrogate: Mapping[str, Any] = field(default_factory=lambda: _frozen({"name": "multi_gaussian"}))
     state_init: Literal["zeros", "uniform", "uniform_spike"] = "zeros"
     state_init_scale: float | None = None
+    readout_init: Literal["zeros", "uniform", "uniform_spike"] = "zeros"
 
     def __post_init__(self) -> None:
         if self.n_inputs < 1:
@@ -131,6 +137,10 @@ class RSNNConfig:
             raise ConfigError("model.layers", self.layers, "needs at least one layer")
         if self.state_init_scale is not None and self.state_init_scale < 0:
             raise ConfigError("model.state_init_scale", self.state_init_scale, "must be >= 0")
+        if self.readout_init == "uniform_spike" and self.readout.kind != "alif":
+            raise ConfigError(
+                "model.readout_init", self.readout_init, "needs an 'alif' readout (an integrator has no spikes)"
+            )
         make_surrogate(**self.surrogate)
 
     @classmethod
@@ -161,9 +171,18 @@ class SpikingLayer(nn.Module):
 
     Parameters: ``input`` (nn.Linear), ``weight_rec`` and ``bias_rec`` (recurrent only), ``tau_m`` and
     ``tau_adp`` (:class:`TimeConstants`; ``tau_adp`` for ALIF only). Buffer: ``mask`` (bool, recurrent only).
+    ``tau_families`` tags the two τ for optimiser groups; an ALIF readout puts both in "tau_out".
     """
 
-    def __init__(self, n_in: int, config: LayerConfig, surrogate: Surrogate, generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        n_in: int,
+        config: LayerConfig,
+        surrogate: Surrogate,
+        generator: torch.Generator,
+        *,
+        tau_families: tuple[str, str] = ("tau_m", "tau_adp"),
+    ) -> None:
         super().__init__()
         self.config = config
         self.surrogate = surrogate
@@ -177,7 +196,7 @@ class SpikingLayer(nn.Module):
         param = make_parametrization(neuron.parametrization, neuron.tau_min)
         tau_m_sampler = sampler_from_dict(neuron.tau_m, field="neuron.tau_m")
         self.tau_m = TimeConstants(
-            tau_m_sampler.sample(n, generator), param, learnable=neuron.learn_tau_m, family="tau_m"
+            tau_m_sampler.sample(n, generator), param, learnable=neuron.learn_tau_m, family=tau_families[0]
         )
         self.tau_adp: TimeConstants | None = None
         if neuron.kind == "alif":
@@ -185,7 +204,7 @@ class SpikingLayer(nn.Module):
                 _sample_tau(neuron.tau_adp, n, generator, "neuron.tau_adp"),
                 param,
                 learnable=neuron.learn_tau_adp,
-                family="tau_adp",
+                family=tau_families[1],
             )
         self.weight_rec: nn.Parameter | None = None
         self.bias_rec: nn.Parameter | None = None
@@ -202,17 +221,22 @@ class SpikingLayer(nn.Module):
         return self.config.size
 
     def effective_recurrent_weight(self) -> Tensor | None:
-        """W_rec ⊙ M, or None for a feed-forward layer."""
+        """W_rec ⊙ M, or None for a feed-forward layer.
+
+        Masked entries are exactly 0 whatever W_rec holds there (NaN and ±inf included), and so is their gradient.
+        """
         if self.weight_rec is None:
             return None
-        return self.weight_rec * self.mask
+        return torch.where(self.mask, self.weight_rec, 0.0)
 
     def initial_state(
-        self, batch: int, scheme: str, scale: float | None, device: torch.device, generator: torch.Generator | None
+        self, batch: int, scheme: str, scale: float | None, generator: torch.Generator | None
     ) -> ALIFState:
-        """Initial (u, s, η) for ``batch`` samples under a state-initialisation scheme (see RSNNConfig)."""
+        """Initial (u, s, η) for ``batch`` samples under a state-initialisation scheme (see RSNNConfig), in the
+        dtype and on the device of the layer's parameters."""
         b0 = self.config.neuron.b0
-        return STATE_INITS[scheme](batch, self.size, b0 if scale is None else scale, b0, device, generator)
+        like = self.input.weight
+        return STATE_INITS[scheme](batch, self.size, b0 if scale is None else scale, b0, like, generator)
 
     def forward(self, x: Tensor, state: ALIFState, *, record: bool = False) -> LayerOutput:
         """Run the layer over x (B, T, n_in) from ``state``.
@@ -252,7 +276,7 @@ class SpikingLayer(nn.Module):
     def _adaptation(self) -> tuple[Tensor, float]:
         """(ρ, β) of this layer; a LIF layer has no adaptation (ρ = 1, β = 0)."""
         if self.tau_adp is None:
-            return torch.ones(self.size, device=self.tau_m.theta.device), 0.0
+            return torch.ones_like(self.tau_m.theta), 0.0
         return self.tau_adp.decay(self.config.neuron.dt), self.config.neuron.beta
 
     def _threshold(self, state: ALIFState) -> Tensor:
@@ -274,26 +298,31 @@ class SpikingLayer(nn.Module):
 
 
 def _zeros_state(
-    batch: int, n: int, scale: float, b0: float, device: torch.device, generator: torch.Generator | None
+    batch: int, n: int, scale: float, b0: float, like: Tensor, generator: torch.Generator | None
 ) -> ALIFState:
-    z = torch.zeros(batch, n, device=device)
+    z = like.new_zeros(batch, n)
     return ALIFState(z, z, torch.full_like(z, b0))
 
 
+def _uniform(batch: int, n: int, scale: float, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.rand(batch, n, generator=generator, dtype=like.dtype, device=like.device) * scale
+
+
 def _uniform_state(
-    batch: int, n: int, scale: float, b0: float, device: torch.device, generator: torch.Generator | None
+    batch: int, n: int, scale: float, b0: float, like: Tensor, generator: torch.Generator | None
 ) -> ALIFState:
-    u = torch.rand(batch, n, generator=generator, device=device) * scale
+    u = _uniform(batch, n, scale, like, generator)
     return ALIFState(u, torch.zeros_like(u), torch.full_like(u, b0))
 
 
 def _uniform_spike_state(
-    batch: int, n: int, scale: float, b0: float, device: torch.device, generator: torch.Generator | None
+    batch: int, n: int, scale: float, b0: float, like: Tensor, generator: torch.Generator | None
 ) -> ALIFState:
-    u = torch.rand(batch, n, generator=generator, device=device) * scale
+    u = _uniform(batch, n, scale, like, generator)
     return ALIFState(u, u, torch.full_like(u, b0))
 
 
+# (batch, n, scale, b0, like, generator) -> state in the dtype and on the device of the tensor ``like``
 STATE_INITS: Mapping[str, Callable[..., ALIFState]] = MappingProxyType(
     {"zeros": _zeros_state, "uniform": _uniform_state, "uniform_spike": _uniform_spike_state}
 )
@@ -315,9 +344,14 @@ class IntegratorReadout(nn.Module):
         )
         self.neuron = neuron
 
-    def initial_state(self, batch: int, device: torch.device) -> ALIFState:
-        z = torch.zeros(batch, self.input.out_features, device=device)
-        return ALIFState(z, z, z)
+    def initial_state(
+        self, batch: int, scheme: str, scale: float | None, generator: torch.Generator | None
+    ) -> ALIFState:
+        """Initial membrane under "zeros" or "uniform" (U[0, scale), scale None: neuron.b0); s and η are unused (0)."""
+        scale = self.neuron.b0 if scale is None else scale
+        u = STATE_INITS[scheme](batch, self.input.out_features, scale, 0.0, self.input.weight, generator).u
+        z = torch.zeros_like(u)
+        return ALIFState(u, z, z)
 
     def forward(self, x: Tensor, state: ALIFState) -> tuple[Tensor, ALIFState]:
         """Return membranes (B, T, n_out) and the final state."""
@@ -360,6 +394,8 @@ class RSNN(nn.Module):
     """Input → spiking layers (recurrent masked or feed-forward) → readout. See the module docstring."""
 
     def __init__(self, config: RSNNConfig, *, seed: int = 0) -> None:
+        check_rsnn_memory(config)
+        seed = check_seed("seed", seed)
         super().__init__()
         self.config = config
         generator = torch.Generator().manual_seed(seed)
@@ -374,7 +410,11 @@ class RSNN(nn.Module):
         self.readout: SpikingLayer | IntegratorReadout
         if ro.kind == "alif":
             self.readout = SpikingLayer(
-                n_in, LayerConfig(size=config.n_outputs, recurrent=False, neuron=ro.neuron), surrogate, generator
+                n_in,
+                LayerConfig(size=config.n_outputs, recurrent=False, neuron=ro.neuron),
+                surrogate,
+                generator,
+                tau_families=("tau_out", "tau_out"),
             )
         else:
             self.readout = IntegratorReadout(n_in, config.n_outputs, ro.neuron, generator)
@@ -385,17 +425,14 @@ class RSNN(nn.Module):
         return next(self.parameters()).device
 
     def initial_state(self, batch: int, generator: torch.Generator | None = None) -> RSNNState:
-        """Initial state for ``batch`` samples under ``config.state_init``."""
-        device = self.device
-        layers = tuple(
-            layer.initial_state(batch, self.config.state_init, self.config.state_init_scale, device, generator)
-            for layer in self.layers
-        )
-        if isinstance(self.readout, SpikingLayer):
-            ro = self.readout.initial_state(batch, "zeros", None, device, None)
-        else:
-            ro = self.readout.initial_state(batch, device)
-        return RSNNState(layers, ro)
+        """Initial state for ``batch`` samples under ``config.state_init`` and ``config.readout_init``.
+
+        Random draws come from ``generator``: the spiking layers in order, then the readout. States take the
+        dtype and device of the model's parameters.
+        """
+        scale = self.config.state_init_scale
+        layers = tuple(layer.initial_state(batch, self.config.state_init, scale, generator) for layer in self.layers)
+        return RSNNState(layers, self.readout.initial_state(batch, self.config.readout_init, scale, generator))
 
     def forward(
         self,
@@ -436,7 +473,8 @@ class RSNN(nn.Module):
         )
 
     def parameter_families(self) -> dict[str, list[nn.Parameter]]:
-        """Trainable parameters by role: "weights" (all weights and biases), "tau_m", "tau_adp", "tau_out"."""
+        """Trainable parameters by role: "weights" (all weights and biases), "tau_m" and "tau_adp" (spiking layers),
+        "tau_out" (every readout τ: the integrator's τ, or an ALIF readout's τ_m and τ_adp)."""
         families: dict[str, list[nn.Parameter]] = {"weights": []}
         tau_ids = set()
         for module in self.modules():
@@ -480,11 +518,43 @@ def save_model(model: RSNN, path: str | Path, *, extra: Mapping[str, Any] | None
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> RSNN:
-    """Load a model saved by :func:`save_model` (never unpickles code)."""
+    """Load a model saved by :func:`save_model` (never unpickles code).
+
+    The stored config is checked against the names and shapes of the file's tensors (read from its header)
+    before anything is built, so a damaged or crafted file cannot make the loader allocate what its config claims.
+
+    Raises:
+        DataNotFoundError: when ``path`` does not exist.
+        DataFormatError: naming the file when it is not an hrsnn model, its config is unreadable or invalid, or
+            its tensors do not match the config (missing, unexpected or of another shape).
+        ConfigError: when ``path`` is not a safetensors file, or the network would not fit in memory.
+    """
+    if not Path(path).exists():
+        raise DataNotFoundError(f"model file not found: {path}")
     metadata = load_metadata(path)
     if metadata.get("format") != MODEL_FORMAT:
-        raise ConfigError("model file", str(path), f"is not an hrsnn model (format {metadata.get('format')!r})")
-    config = RSNNConfig.from_dict(json.loads(metadata["config"]))
+        raise DataFormatError("model file", str(path), f"is not an hrsnn model (format {metadata.get('format')!r})")
+    if "config" not in metadata:
+        raise DataFormatError("model file", str(path), "has no stored config")
+    try:
+        config = RSNNConfig.from_dict(json.loads(metadata["config"]))
+    except json.JSONDecodeError as exc:
+        raise DataFormatError("model file", str(path), f"stored config is not valid JSON ({exc})") from None
+    except (ConfigError, TypeError) as exc:
+        raise DataFormatError("model file", str(path), f"stored config is invalid ({exc})") from None
+    expected, found = rsnn_tensor_shapes(config), load_shapes(path)
+    problems = []
+    if missing := sorted(expected.keys() - found.keys()):
+        problems.append(f"missing tensor(s) {missing}")
+    if extra := sorted(found.keys() - expected.keys()):
+        problems.append(f"unexpected tensor(s) {extra}")
+    problems += [
+        f"{name} has shape {found[name]}, the config needs {shape}"
+        for name, shape in expected.items()
+        if name in found and found[name] != shape
+    ]
+    if problems:
+        raise DataFormatError("model file", str(path), f"does not match its stored config: {'; '.join(problems)}")
     model = RSNN(config)
     model.load_state_dict(load_tensors(path))
     return model.to(device)

@@ -175,36 +175,39 @@ def evaluate(
     their aggregate. Firing rates are spikes per neuron per step: ``rate_layer{i}`` per spiking layer,
     ``rate_output`` for an ALIF readout, and ``firing_rate`` over all spiking neurons (hidden + output).
     Random initial states (if the model uses them) come from ``generator``, by default one seeded with 0, so
-    evaluation is deterministic.
+    evaluation is deterministic. The model runs in eval mode and is left in the mode it was given in.
     """
+    was_training = model.training
     model.eval()
     device = model.device
     if generator is None:
         generator = torch.Generator(device=device).manual_seed(0)
     loss_sum, correct, total, n_seen = 0.0, 0.0, 0, 0
     spikes: dict[str, float] = {}
-    for x, y in data.batches(batch_size, shuffle=False):
-        x, y = x.to(device), y.to(device)
-        out = model(x, generator=generator)
-        n = x.shape[0]
-        if isinstance(objective, PerStepNLL):
-            loss = objective.chunk_loss(out, y, 0, x.shape[1])
-            pred = objective.predictions(out)
-            target = y[:, objective.skip :]
-        else:
-            running = objective.accumulate(out, 0, None)
-            if running is None:
-                raise ConfigError("train.skip_steps", objective.skip, "skips every step of the sequence")
-            loss = objective.loss(running, y)
-            pred = objective.logits(running).argmax(-1)
-            target = y
-        loss_sum += float(loss) * n if loss is not None else 0.0
-        correct += float((pred == target).sum())
-        total += target.numel()
-        n_seen += n
-        for key, value in spike_statistics(out).items():
-            spikes[key] = spikes.get(key, 0.0) + float(value)
-    model.train()
+    try:
+        for x, y in data.batches(batch_size, shuffle=False):
+            x, y = x.to(device), y.to(device)
+            out = model(x, generator=generator)
+            n = x.shape[0]
+            if isinstance(objective, PerStepNLL):
+                loss = objective.chunk_loss(out, y, 0, x.shape[1])
+                pred = objective.predictions(out)
+                target = y[:, objective.skip :]
+            else:
+                running = objective.accumulate(out, 0, None)
+                if running is None:
+                    raise ConfigError("train.skip_steps", objective.skip, "skips every step of the sequence")
+                loss = objective.loss(running, y)
+                pred = objective.logits(running).argmax(-1)
+                target = y
+            loss_sum += float(loss) * n if loss is not None else 0.0
+            correct += float((pred == target).sum())
+            total += target.numel()
+            n_seen += n
+            for key, value in spike_statistics(out).items():
+                spikes[key] = spikes.get(key, 0.0) + float(value)
+    finally:
+        model.train(was_training)
     n_steps = data.n_steps
     metrics = {"loss": loss_sum / max(1, n_seen), "accuracy": correct / max(1, total)}
     sizes = [layer.size for layer in model.layers]
@@ -343,7 +346,12 @@ class Trainer:
 
     # -- one batch ---------------------------------------------------------------------------------------------
     def train_batch(self, x: Tensor, y: Tensor) -> tuple[float, dict[str, Tensor], Tensor | None, Tensor]:
-        """One (truncated) BPTT pass over a batch; returns loss, spike sums, predictions and their targets."""
+        """One (truncated) BPTT pass over a batch; returns loss, spike sums, predictions and their targets.
+
+        The loss is that of the whole sequence, whatever ``tbptt``: per-step losses add up over the chunks, and a
+        sequence objective reports the loss of its final running sum (each chunk's update uses the loss of the sum
+        so far, which is not comparable across window sizes).
+        """
         window = self.config.tbptt or x.shape[1]
         state = self.model.initial_state(x.shape[0], self.state_gen)
         running: SequenceSum | None = None
@@ -362,7 +370,8 @@ class Trainer:
                 loss = self.objective.loss(running, y) if running is not None else None
             if loss is not None:
                 self._update(loss)
-                total_loss += float(loss.detach())
+                chunk_loss = float(loss.detach())
+                total_loss = total_loss + chunk_loss if isinstance(self.objective, PerStepNLL) else chunk_loss
             for key, value in spike_statistics(out).items():
                 spikes[key] = spikes.get(key, 0) + value
             state = _detach_state(out.state)

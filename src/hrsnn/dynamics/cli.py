@@ -1,7 +1,8 @@
 """``hrsnn lyapunov``: the Lyapunov spectrum of a saved or generated RSNN.
 
-Hook it into the main parser with ``add_lyapunov_parser(subparsers)``; the registered handler is
-``args.func(args) -> int`` and raises :class:`hrsnn.errors.ConfigError` for bad input.
+Its options are declared in :mod:`hrsnn.cli` (so that ``hrsnn --help`` imports no torch); the handler
+:func:`cmd_lyapunov` takes the parsed namespace, returns the exit code and raises
+:class:`hrsnn.errors.ConfigError` for bad input.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
+from tqdm.auto import tqdm
 
+from hrsnn._threads import auto_threads
+from hrsnn._validate import check_rsnn_memory, check_seed
 from hrsnn.connectivity import ConnectivitySpec
-from hrsnn.dynamics.lyapunov import LyapunovConfig, LyapunovResult
-from hrsnn.dynamics.snn import DRIVES, METHODS, DriveConfig, rsnn_lyapunov
+from hrsnn.dynamics.lyapunov import Linearization, LyapunovConfig, LyapunovResult, TangentSystem
+from hrsnn.dynamics.snn import DriveConfig, rsnn_lyapunov
 from hrsnn.errors import ConfigError
 from hrsnn.network import RSNN, LayerConfig, NeuronConfig, RSNNConfig, load_model
 
-__all__ = ["add_lyapunov_parser", "cmd_lyapunov"]
-
-DEFAULT_TAU_M = '{"dist": "gamma", "shape": 3.0, "scale": 6.0, "floor": 2.0}'
-"""Gamma-distributed membrane τ with mean 20 (k = 3, LNP spec §1.3), floor 2."""
-
+__all__ = ["cmd_lyapunov"]
 
 def _json_mapping(option: str, text: str) -> Mapping[str, Any]:
     try:
@@ -54,7 +55,20 @@ def _generated_model(args: argparse.Namespace) -> RSNN:
         connectivity=ConnectivitySpec(kind="erdos_renyi", p=1.0 - args.sparsity, init="normal", gain=args.gain),
     )
     config = RSNNConfig(n_inputs=args.inputs, n_outputs=1, layers=(layer,))
+    check_rsnn_memory(config, field="--size")
     return RSNN(config, seed=args.seed)
+
+
+def _check_finite(model: RSNN, path: Path) -> None:
+    """Refuse a model with NaN or infinite values, naming each such tensor and its counts."""
+    bad = []
+    for name, tensor in model.state_dict().items():
+        if torch.is_floating_point(tensor):
+            n_nan, n_inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
+            if n_nan or n_inf:
+                bad.append(f"{name}: {n_nan} NaN, {n_inf} inf")
+    if bad:
+        raise ConfigError("--model", str(path), f"the model holds non-finite values ({'; '.join(bad)})")
 
 
 def _load(args: argparse.Namespace) -> tuple[RSNN, str]:
@@ -63,7 +77,39 @@ def _load(args: argparse.Namespace) -> tuple[RSNN, str]:
     path = Path(args.model)
     if not path.is_file():
         raise ConfigError("--model", args.model, "no such file")
-    return load_model(path), f"model {path}"
+    model = load_model(path)
+    _check_finite(model, path)
+    return model, f"model {path}"
+
+
+class _CountedSteps:
+    """A :class:`TangentSystem` that passes every call on and reports the steps it simulates to a progress bar."""
+
+    def __init__(self, system: TangentSystem, bar: tqdm) -> None:
+        self._system = system
+        self._bar = bar
+
+    @property
+    def dim(self) -> int:
+        return self._system.dim
+
+    @property
+    def rank(self) -> int:
+        return self._system.rank
+
+    @property
+    def dt(self) -> float:
+        return self._system.dt
+
+    def advance(self, x: Tensor, t0: int, n: int) -> Tensor:
+        out = self._system.advance(x, t0, n)
+        self._bar.update(n)
+        return out
+
+    def linearize(self, x: Tensor, t0: int, n: int) -> tuple[Tensor, Linearization]:
+        out = self._system.linearize(x, t0, n)
+        self._bar.update(n)
+        return out
 
 
 def _print_text(result: LyapunovResult, source: str, args: argparse.Namespace, elapsed: float) -> None:
@@ -72,19 +118,25 @@ def _print_text(result: LyapunovResult, source: str, args: argparse.Namespace, e
         f"hrsnn lyapunov: {source}, method={args.method}, state dim={result.dim}, {m} exponents, "
         f"{result.exponents.shape[0]} initial condition(s), {args.steps} steps of dt={result.dt:g}"
     )
-    print(f"{'k':>5}  {'λ_k (1/time)':>14}  {'± std':>10}")
+    spread_shown = result.exponents.shape[0] > 1  # one initial condition has no spread to show
+    print(f"{'k':>5}  {'λ_k (1/time)':>14}" + (f"  {'± std':>10}" if spread_shown else ""))
     for k, (value, spread) in enumerate(zip(result.mean.tolist(), result.std.tolist(), strict=True), start=1):
-        print(f"{k:>5}  {value:>14.6g}  {spread:>10.3g}")
+        print(f"{k:>5}  {value:>14.6g}" + (f"  {spread:>10.3g}" if spread_shown else ""))
     print(f"λ_max = {float(result.mean[0]):.6g}; Kaplan–Yorke dimension = {result.kaplan_yorke():.4g}")
     print(f"elapsed {elapsed:.1f} s")
 
 
 def cmd_lyapunov(args: argparse.Namespace) -> int:
-    """Handler of ``hrsnn lyapunov``: compute, print (text or ``--json``), optionally plot; returns 0."""
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError("--threads", args.threads, "must be >= 1")
-        torch.set_num_threads(args.threads)
+    """Handler of ``hrsnn lyapunov``: compute, print (text or ``--json``), optionally plot; returns 0.
+
+    Runs on ``--threads`` intra-op threads (default :func:`hrsnn._threads.auto_threads`: one for layers below 512
+    neurons), restored afterwards; a progress bar over the simulated steps goes to stderr unless ``--quiet`` or
+    ``--json``.
+    """
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError("--threads", args.threads, "must be >= 1")
+    check_seed("--seed", args.seed)
+    check_seed("--drive-seed", args.drive_seed)
     if args.plot is not None and not Path(args.plot).parent.is_dir():
         raise ConfigError("--plot", args.plot, "its directory does not exist")
     model, source = _load(args)
@@ -99,25 +151,33 @@ def cmd_lyapunov(args: argparse.Namespace) -> int:
     drive = DriveConfig(
         kind=args.drive, rate=args.drive_rate, mean=args.drive_mean, std=args.drive_std, seed=args.drive_seed
     )
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads or auto_threads(model))
     start = time.perf_counter()
-    result = rsnn_lyapunov(
-        model,
-        config,
-        method=args.method,
-        drive=drive,
-        batch=args.batch,
-        probe_steps=args.probe_steps,
-        seed=args.seed,
-    )
+    try:
+        with tqdm(
+            total=config.transient + config.align + config.n_steps,
+            disable=True if args.quiet or args.json else None,
+            desc="lyapunov",
+            unit="step",
+        ) as bar:
+            result = rsnn_lyapunov(
+                model,
+                config,
+                method=args.method,
+                drive=drive,
+                batch=args.batch,
+                probe_steps=args.probe_steps,
+                seed=args.seed,
+                wrap_system=lambda system: _CountedSteps(system, bar),
+            )
+    finally:
+        torch.set_num_threads(previous_threads)
     elapsed = time.perf_counter() - start
     if args.plot is not None:
         from hrsnn.dynamics.plots import plot_lyapunov
 
-        try:
-            plot_lyapunov(result, args.plot, title=f"{source}, method={args.method}")
-        except ImportError:
-            reason = "needs matplotlib; install it with `pip install matplotlib`"
-            raise ConfigError("--plot", args.plot, reason) from None
+        plot_lyapunov(result, args.plot, title=f"{source}, method={args.method}")
     if args.json:
         summary = result.summary()
         summary.update(method=args.method, source=source, steps=args.steps, elapsed_s=elapsed, plot=args.plot)
@@ -127,44 +187,3 @@ def cmd_lyapunov(args: argparse.Namespace) -> int:
         if args.plot is not None:
             print(f"plot written to {args.plot}")
     return 0
-
-
-def add_lyapunov_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register the ``lyapunov`` sub-command on ``subparsers`` (from ``parser.add_subparsers()``)."""
-    p = subparsers.add_parser(
-        "lyapunov",
-        help="Lyapunov spectrum of a saved or generated RSNN",
-        description="Top Lyapunov exponents of an RSNN by the Benettin/QR method (see hrsnn.dynamics.snn for the "
-        "meaning of each --method). Without --model a one-layer network is generated.",
-    )
-    p.add_argument("--model", help="saved model (.safetensors from hrsnn train); default: generate a network")
-    gen = p.add_argument_group("generated network (without --model)")
-    gen.add_argument("--size", type=int, default=200, help="neurons (default 200)")
-    gen.add_argument("--sparsity", type=float, default=0.9, help="fraction of absent synapses (default 0.9)")
-    gen.add_argument("--kind", choices=["alif", "lif", "lif_hard"], default="alif", help="neuron model")
-    gen.add_argument("--tau-m", default=DEFAULT_TAU_M, help=f"membrane τ distribution, JSON (default {DEFAULT_TAU_M})")
-    gen.add_argument("--tau-adp", default=None, help="adaptation τ distribution, JSON (default: the core's)")
-    gen.add_argument("--gain", type=float, default=1.0, help="recurrent weight gain ≈ spectral radius (default 1)")
-    gen.add_argument("--inputs", type=int, default=20, help="input lines (default 20)")
-    run = p.add_argument_group("analysis")
-    run.add_argument("--method", choices=sorted(METHODS), default="surrogate", help="spike reading (default surrogate)")
-    run.add_argument("--steps", type=int, default=1000, help="accumulated steps (default 1000)")
-    run.add_argument("--transient", type=int, default=100, help="discarded state steps (default 100)")
-    run.add_argument("--align", type=int, default=100, help="tangent alignment steps (default 100)")
-    run.add_argument("--ons", type=int, default=5, help="steps between QR re-orthonormalisations (default 5)")
-    run.add_argument("--top", type=int, default=10, help="number of exponents m (default 10)")
-    run.add_argument("--full", action="store_true", help="full spectrum (overrides --top)")
-    run.add_argument("--batch", type=int, default=1, help="initial conditions (default 1)")
-    run.add_argument("--probe-steps", type=int, default=1000, help="steps to fit the rate model (--method rate)")
-    run.add_argument("--seed", type=int, default=0, help="seed of network, initial states and basis (default 0)")
-    run.add_argument("--threads", type=int, help="torch intra-op threads")
-    drv = p.add_argument_group("drive")
-    drv.add_argument("--drive", choices=sorted(DRIVES), default="poisson", help="input kind (default poisson)")
-    drv.add_argument("--drive-rate", type=float, default=0.05, help="Poisson spike probability per step")
-    drv.add_argument("--drive-mean", type=float, default=0.0, help="constant value / Gaussian mean")
-    drv.add_argument("--drive-std", type=float, default=1.0, help="Gaussian standard deviation")
-    drv.add_argument("--drive-seed", type=int, default=0)
-    out = p.add_argument_group("output")
-    out.add_argument("--json", action="store_true", help="print one JSON object")
-    out.add_argument("--plot", help="write a PNG of the spectrum and of λ_max over time to this path")
-    p.set_defaults(func=cmd_lyapunov)

@@ -1,4 +1,4 @@
-"""Plots of Lyapunov results. matplotlib is optional: it is imported only when a plot is drawn."""
+"""Plots of Lyapunov results. matplotlib (a dependency) is imported only when a plot is drawn: it is slow to import."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from hrsnn.dynamics.lyapunov import LyapunovResult
-from hrsnn.errors import ConfigError
+from hrsnn.errors import ConfigError, MissingDependencyError
 
 __all__ = ["plot_lyapunov"]
 
@@ -27,7 +27,7 @@ def plot_lyapunov(result: LyapunovResult, path: str | Path, *, title: str | None
         title: optional figure title.
 
     Raises:
-        ImportError: matplotlib is not installed.
+        MissingDependencyError: matplotlib is not installed.
         ConfigError: ``path`` points into a missing directory, or ``result`` is not a LyapunovResult.
     """
     if not isinstance(result, LyapunovResult):
@@ -38,8 +38,8 @@ def plot_lyapunov(result: LyapunovResult, path: str | Path, *, title: str | None
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError("plotting needs matplotlib; install it with `pip install matplotlib`") from exc
+    except ImportError:
+        raise MissingDependencyError("plot", str(path), "matplotlib") from None
 
     figure = Figure(figsize=(11.0, 4.0), layout="constrained")
     FigureCanvasAgg(figure)

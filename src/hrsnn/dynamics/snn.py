@@ -82,6 +82,7 @@ from hrsnn.dynamics.lyapunov import (
     LyapunovConfig,
     LyapunovResult,
     NodeExponents,
+    TangentSystem,
     lyapunov_spectrum,
     node_ftle,
 )
@@ -856,6 +857,7 @@ def rsnn_lyapunov(
     surrogate: Surrogate | None = None,
     probe_steps: int = 1000,
     seed: int = 0,
+    wrap_system: Callable[[TangentSystem], TangentSystem] | None = None,
 ) -> LyapunovResult:
     """Lyapunov spectrum of an RSNN under a drive, in one of the readings of :data:`METHODS`.
 
@@ -868,6 +870,7 @@ def rsnn_lyapunov(
         surrogate: ψ for "surrogate" (default: the model's); ignored by "exact".
         probe_steps: spiking steps used to fit the rate model ("rate" only).
         seed: seed of the initial membranes.
+        wrap_system: applied to the prepared map before the run, e.g. to count its steps for a progress bar.
     """
     config = LyapunovConfig() if config is None else config
     if not isinstance(config, LyapunovConfig):
@@ -881,7 +884,8 @@ def rsnn_lyapunov(
     n_total = max(config.transient + config.align + config.n_steps, probe_steps)
     inputs = _drive_inputs(model, drive, batch, n_total)
     prepared = builder(model, inputs, batch, surrogate, probe_steps, generator)
-    return lyapunov_spectrum(prepared.system, prepared.x0, config)
+    system = prepared.system if wrap_system is None else wrap_system(prepared.system)
+    return lyapunov_spectrum(system, prepared.x0, config)
 
 
 def rsnn_node_ftle(

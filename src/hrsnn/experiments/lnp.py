@@ -1,4 +1,4 @@
-r"""Issue 4's experiment: prune one dense heterogeneous RSNN once with LNP, then train it on several tasks.
+r"""The LNP experiment: prune one dense heterogeneous RSNN once with LNP, then train it on several tasks.
 
 Pipeline of :func:`run_lnp_experiment`, for every seed s:
 
@@ -36,7 +36,7 @@ Everything is recorded in one run of kind ``"lnp"`` of a :class:`hrsnn.experimen
 the LNP iterations of every seed, final metrics the flattened table and claims, artifacts the figures, the JSON
 results, the table and the pruned networks.
 
-Command line (:func:`add_lnp_parser`)::
+Command line (options declared in :mod:`hrsnn.cli`, handler :func:`cmd_lnp`)::
 
     hrsnn lnp [--quick] [--neurons 1000] [--seeds 0,1,2] [--tasks lorenz,digits] [--set lnp.q_node=0.02] [--json]
 """
@@ -60,10 +60,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hrsnn._validate import check_run_seed
 from hrsnn.config import deep_update, from_dict, parse_overrides, read_config_file, to_dict
 from hrsnn.connectivity import ConnectivitySpec, scale_to_spectral_radius, spectral_radius
 from hrsnn.dynamics import DriveConfig, FTLEConfig, LyapunovConfig, SpikingMap, node_ftle, rsnn_lyapunov
-from hrsnn.errors import ConfigError
+from hrsnn.errors import ConfigError, MissingDependencyError
 from hrsnn.experiments.store import RunStore, environment_info
 from hrsnn.network import RSNN, IntegratorReadout, LayerConfig, NeuronConfig, ReadoutConfig, RSNNConfig, save_model
 from hrsnn.pruning import (
@@ -101,7 +102,6 @@ __all__ = [
     "TaskSpec",
     "VariantRecord",
     "activity_baseline",
-    "add_lnp_parser",
     "build_dense",
     "cmd_lnp",
     "compute_claims",
@@ -384,7 +384,7 @@ class LNPExperimentConfig:
         if not isinstance(self.seeds, tuple) or not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError("seeds", self.seeds, "must be a non-empty list of distinct seeds")
         for i, seed in enumerate(self.seeds):
-            _positive_int(f"seeds[{i}]", seed, 0)
+            check_run_seed(f"seeds[{i}]", seed)
         for name in ("lnp", "task_options", "readout"):
             if not isinstance(getattr(self, name), Mapping):
                 raise ConfigError(name, getattr(self, name), "must be a table/mapping")
@@ -634,9 +634,19 @@ def top_exponents(model: RSNN, config: LNPExperimentConfig, seed: int, *, m: int
 
 
 def largest_exponent(model: RSNN, config: LNPExperimentConfig, seed: int, *, n_steps: int | None = None) -> float:
-    """λ_max under the probe drive, over ``n_steps`` accumulated steps (default ``config.lyapunov_steps``)."""
-    steps = config.lyapunov_steps if n_steps is None else n_steps
-    return float(top_exponents(model, config, seed, m=1, n_steps=steps)[0])
+    """λ_max under the probe drive.
+
+    By default (the table's λ_max) it is λ_1 of the very spectrum that ``lyapunov_spectra.png`` plots: the top
+    ``spectrum_top`` exponents over ``lyapunov_steps`` steps (:func:`top_exponents`), so table and figure agree. A
+    finite-time λ_1 depends on the initial tangent basis, which :func:`hrsnn.dynamics.lyapunov_spectrum` draws as
+    a seeded Gaussian (d, m) matrix: a one-vector run starts from another first vector than an m-vector run, and
+    the two λ_1 differed by more than the networks did (``--quick``, seed 0: LNP −0.0903 vs −0.0849, random
+    −0.0969 vs −0.0840, which reversed their order). With ``n_steps`` (LNP's stability checks): a cheaper
+    one-vector run over ``n_steps`` steps.
+    """
+    if n_steps is None:
+        return float(top_exponents(model, config, seed, m=config.spectrum_top, n_steps=config.lyapunov_steps)[0])
+    return float(top_exponents(model, config, seed, m=1, n_steps=n_steps)[0])
 
 
 def prune_with_lnp(
@@ -646,6 +656,7 @@ def prune_with_lnp(
     seed: int,
     checkpoint_path: str | Path | None = None,
     progress: bool = False,
+    on_iteration: Callable[[tuple[PruneHistoryEntry, ...]], None] | None = None,
 ) -> PruneResult:
     r"""Run :func:`hrsnn.pruning.lnp_prune` on layer 0 with this experiment's dynamics.
 
@@ -656,7 +667,8 @@ def prune_with_lnp(
     \lambda_{ref,k})^2` (:func:`hrsnn.pruning.lnp.stability_objective`; λ_ref: the dense network's top m), from one
     top-m spectrum per trial; with ``bo_target_dense`` λ* is the dense network's λ_1 (spec A9: keep the dense
     network's stability) instead of ``lnp.lambda_target``. The pruning draws come from a generator seeded with
-    ``seed``; with ``checkpoint_path`` a killed run resumes.
+    ``seed``; with ``checkpoint_path`` a killed run resumes. ``on_iteration`` gets the history after every
+    iteration (the store logs it as it happens).
     """
 
     lnp_config = config.lnp_config()
@@ -693,6 +705,7 @@ def prune_with_lnp(
         checkpoint_path=checkpoint_path,
         progress=progress,
         timescale_objective=objective,
+        on_iteration=on_iteration,
     )
 
 
@@ -1085,23 +1098,29 @@ def _ap_claims(task: str, lnp: SummaryRow, ap: SummaryRow, paired: Mapping[str, 
     ]
 
 
-def _fmt(stat: Stat, digits: int) -> str:
+def _fmt(stat: Stat, digits: int, n_seeds: int) -> str:
+    """``mean ± std``, or the mean alone for one seed (no spread measured) or a non-finite mean or std."""
+    if n_seeds < 2 or not (math.isfinite(stat.mean) and math.isfinite(stat.std)):
+        return f"{stat.mean:.{digits}f}"
     return f"{stat.mean:.{digits}f} ± {stat.std:.{digits}f}"
 
 
 def format_table(rows: Sequence[SummaryRow]) -> str:
-    """Plain-text table: task, variant, neurons, synapses, metric, λ_max, firing rate, ρ(W) (mean ± std over seeds)."""
+    """Plain-text table: task, variant, neurons, synapses, metric, λ_max, firing rate, ρ(W).
+
+    Each cell is the mean ± std over the row's seeds; with a single seed (or a non-finite value) only the mean.
+    """
     headers = ("task", "variant", "neurons", "synapses", "metric", "λ_max", "firing rate", "ρ(W)", "seeds")
     lines = [
         (
             r.task,
             r.variant,
-            _fmt(r.neurons, 0),
-            _fmt(r.synapses, 0),
-            f"{r.metric_name} {_fmt(r.metric, 4)}",
-            _fmt(r.lambda_max, 4),
-            _fmt(r.firing_rate, 4),
-            _fmt(r.spectral_radius, 2),
+            _fmt(r.neurons, 0, r.n_seeds),
+            _fmt(r.synapses, 0, r.n_seeds),
+            f"{r.metric_name} {_fmt(r.metric, 4, r.n_seeds)}",
+            _fmt(r.lambda_max, 4, r.n_seeds),
+            _fmt(r.firing_rate, 4, r.n_seeds),
+            _fmt(r.spectral_radius, 2, r.n_seeds),
             str(r.n_seeds),
         )
         for r in rows
@@ -1126,12 +1145,13 @@ def format_claims(claims: Sequence[Claim]) -> str:
 # --------------------------------------------------------------------------------------------------- plots
 
 
-def _figure(size: tuple[float, float]) -> Any:
+def _figure(size: tuple[float, float], path: str | Path) -> Any:
+    """A matplotlib figure for ``path`` (matplotlib is imported here: it is slow to import)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise ImportError("the LNP figures need matplotlib; install it with `pip install matplotlib`") from exc
+    except ImportError:
+        raise MissingDependencyError("path", str(path), "matplotlib") from None
     figure = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -1139,7 +1159,7 @@ def _figure(size: tuple[float, float]) -> Any:
 
 def plot_lnp_history(histories: Mapping[int, Sequence[PruneHistoryEntry]], path: str | Path) -> Path:
     """Neurons, synapses and λ_max per LNP iteration (one line per seed), written to ``path`` (e.g. a PNG)."""
-    figure = _figure((12.0, 3.6))
+    figure = _figure((12.0, 3.6), path)
     axes = figure.subplots(1, 3)
     for seed, history in histories.items():
         it = [e.iteration for e in history]
@@ -1158,13 +1178,26 @@ def plot_lnp_history(histories: Mapping[int, Sequence[PruneHistoryEntry]], path:
 
 
 def plot_spectra(spectra: Mapping[str, Tensor], path: str | Path, *, title: str = "") -> Path:
-    """Top-m Lyapunov spectra (exponent λ_k against k), one line per network, written to ``path``."""
-    figure = _figure((6.5, 4.2))
+    """Top-m Lyapunov spectra (exponent λ_k against k), one line per network, written to ``path``.
+
+    Each network's spectrum is (m,) for one seed or (seeds, m); the line is the mean over seeds (its λ_1 is the
+    table's λ_max, :func:`largest_exponent`, and is named in the legend), shaded ± the std over seeds.
+    """
+    figure = _figure((6.5, 4.2), path)
     ax = figure.subplots()
     for name, values in spectra.items():
-        v = values.detach().cpu()
-        ax.plot(range(1, v.numel() + 1), v.tolist(), marker="o", ms=3, label=name)
+        if not isinstance(values, Tensor) or values.dim() not in (1, 2) or values.shape[-1] < 1:
+            shown = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+            raise ConfigError(f"spectra.{name}", shown, "must be a tensor (m,) or (seeds, m)")
+        v = values.detach().cpu().double().reshape(-1, values.shape[-1])
+        mean = v.mean(0)
+        k = range(1, mean.numel() + 1)
+        (line,) = ax.plot(k, mean.tolist(), marker="o", ms=3, label=f"{name} (λ₁ = {float(mean[0]):.4f})")
+        if v.shape[0] > 1:
+            std = v.std(0)
+            ax.fill_between(k, (mean - std).tolist(), (mean + std).tolist(), color=line.get_color(), alpha=0.2)
     ax.axhline(0.0, color="grey", lw=0.8)
+    ax.locator_params(axis="x", integer=True)
     ax.set_xlabel("index k")
     ax.set_ylabel("λ_k (per step)")
     ax.set_title(title or "Lyapunov spectra")
@@ -1183,7 +1216,7 @@ class LNPExperimentResult:
     Attributes:
         run_id: the run in the store. run_dir: where the artifacts are.
         records: every (task, variant, seed) measurement. table: aggregated over seeds. claims: checked claims.
-        histories: LNP history per seed. spectra: top-m spectra of the first seed per network.
+        histories: LNP history per seed. spectra: top-m spectra per network, (seeds, m).
         artifacts: artifact kind → path.
     """
 
@@ -1228,17 +1261,20 @@ def _nan(value: float | None) -> float:
 
 
 class _Probe(NamedTuple):
-    """A network of one seed measured under the probe: its model, surviving indices, λ_max and ρ(W)."""
+    """A network of one seed measured under the probe: its model, surviving indices, top-m spectrum, λ_max (its
+    first entry, as :func:`largest_exponent` gives it) and ρ(W)."""
 
     model: RSNN
     kept: Tensor
+    spectrum: Tensor
     lambda_max: float
     radius: float
 
 
 def _measure(model: RSNN, kept: Tensor, config: LNPExperimentConfig, seed: int) -> _Probe:
     radius = spectral_radius(model.layers[0].effective_recurrent_weight().detach())
-    return _Probe(model, kept, largest_exponent(model, config, seed), radius)
+    spectrum = top_exponents(model, config, seed, m=config.spectrum_top, n_steps=config.lyapunov_steps)
+    return _Probe(model, kept, spectrum, float(spectrum[0]), radius)
 
 
 def _record(task: str, variant: str, seed: int, probe: _Probe, scores: Mapping[str, Any]) -> VariantRecord:
@@ -1268,24 +1304,67 @@ def run_lnp_experiment(
 
     Artifacts go to ``out_dir/lnp-<run id>/``: ``lnp_history.png``, ``lyapunov_spectra.png``, ``results.json``,
     ``table.txt``, ``lnp_seed<s>.safetensors`` (pruned networks, with their probe input layer) and the LNP
-    checkpoints. A failure marks the run "failed" (Ctrl-C: "interrupted") and re-raises.
+    checkpoints, written after every iteration. Every LNP iteration is logged to the store as it ends. A
+    failure marks the run "failed" with its reason; Ctrl-C or SIGTERM marks it "interrupted" and raises
+    :class:`hrsnn.errors.RunInterrupted`; :func:`resume_lnp_experiment` continues it.
     """
     if not isinstance(config, LNPExperimentConfig):
         raise ConfigError("config", type(config).__name__, "must be an LNPExperimentConfig")
-    say = log if log is not None else (lambda line: None)
+    out = _check_out_dir(out_dir)
     run_id = store.create_run(
         name=config.name, kind="lnp", config=config.to_dict(), seed=config.seeds[0], env=environment_info()
     )
-    run_dir = Path(out_dir) / f"lnp-{run_id:05d}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
+    with store.recording(run_id, "lnp"):
+        run_dir = out / f"lnp-{run_id:05d}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        store.add_artifact(run_id, _FOLDER, run_dir)
+        return _run(config, _Context(store, run_id, run_dir, log or _silent, progress))
+
+
+def resume_lnp_experiment(
+    run_id: int,
+    *,
+    store: RunStore,
+    log: Callable[[str], None] | None = None,
+    progress: bool = False,
+) -> LNPExperimentResult:
+    """Continue LNP experiment ``run_id`` (killed, interrupted or failed) in its own folder, with its own config.
+
+    Each seed's pruning resumes from its per-iteration checkpoint (a finished seed is not pruned again); the
+    task evaluations, which are not checkpointed, run again from the same seeds. Resuming a run whose process is
+    still alive raises :class:`hrsnn.experiments.store.RunBusyError`; a completed run is refused.
+    """
+    record = store.get_run(run_id)
+    if record.kind != "lnp":
+        raise ConfigError("--resume", run_id, f"is a {record.kind!r} run, not an LNP experiment")
+    if record.status == "completed":
+        raise ConfigError("--resume", run_id, "is already completed")
+    config = LNPExperimentConfig.from_dict(record.config)
+    folders = [a["path"] for a in record.artifacts if a["kind"] == _FOLDER]
+    if not folders:
+        raise ConfigError("--resume", run_id, "has no recorded folder (it was made by an older hrsnn)")
+    run_dir = Path(folders[-1])
+    store.claim_run(run_id)
+    with store.recording(run_id, "lnp"):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        say = log or _silent
+        say(f"resuming LNP run {run_id} in {run_dir}")
         return _run(config, _Context(store, run_id, run_dir, say, progress))
-    except KeyboardInterrupt:
-        store.finish_run(run_id, status="interrupted")
-        raise
-    except BaseException:
-        store.finish_run(run_id, status="failed")
-        raise
+
+
+_FOLDER = "folder"
+"""Artifact kind under which an LNP run records its folder (so that a resume finds it)."""
+
+
+def _silent(line: str) -> None:
+    del line
+
+
+def _check_out_dir(out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", str(out), "is a file; it must name a folder for the run's artifacts")
+    return out
 
 
 class _Context(NamedTuple):
@@ -1298,14 +1377,12 @@ class _Context(NamedTuple):
     progress: bool
 
 
-def _prune_seed(config: LNPExperimentConfig, seed: int, ctx: _Context, first_epoch: int) -> tuple[RSNN, PruneResult]:
-    """Build the dense network of ``seed``, prune it with LNP, log its iterations as epochs, save the pruned net."""
-    start = time.perf_counter()
-    dense = build_dense(config, seed)
-    ctx.say(f"[seed {seed}] dense network: {config.n_neurons} neurons, {synapse_total(dense, 0)} synapses")
-    checkpoint = ctx.run_dir / f"lnp_seed{seed}.ckpt.safetensors"
-    pruned = prune_with_lnp(dense, config, seed=seed, checkpoint_path=checkpoint, progress=ctx.progress)
-    for epoch, entry in enumerate(pruned.history, start=first_epoch):
+def _log_iterations(
+    ctx: _Context, seed: int, first_epoch: int, history: Sequence[PruneHistoryEntry], start: int
+) -> None:
+    """Store LNP history entries ``start:`` of ``seed`` as epoch rows ``first_epoch + index`` (idempotent)."""
+    for index in range(start, len(history)):
+        entry = history[index]
         metrics = {
             "seed": seed,
             "iteration": entry.iteration,
@@ -1315,7 +1392,29 @@ def _prune_seed(config: LNPExperimentConfig, seed: int, ctx: _Context, first_epo
             "mean_ipr": _nan(entry.mean_ipr),
             "seconds": entry.seconds,
         }
-        ctx.store.log_epoch(ctx.run_id, epoch, metrics)
+        ctx.store.log_epoch(ctx.run_id, first_epoch + index, metrics)
+
+
+def _prune_seed(config: LNPExperimentConfig, seed: int, ctx: _Context, first_epoch: int) -> tuple[RSNN, PruneResult]:
+    """Build the dense network of ``seed``, prune it with LNP (each iteration logged as an epoch row as it ends),
+    save the pruned net."""
+    start = time.perf_counter()
+    dense = build_dense(config, seed)
+    ctx.say(f"[seed {seed}] dense network: {config.n_neurons} neurons, {synapse_total(dense, 0)} synapses")
+    checkpoint = ctx.run_dir / f"lnp_seed{seed}.ckpt.safetensors"
+    if checkpoint.exists():
+        ctx.say(f"[seed {seed}] resuming LNP from {checkpoint}")
+    logged = 0
+
+    def on_iteration(history: tuple[PruneHistoryEntry, ...]) -> None:
+        nonlocal logged
+        _log_iterations(ctx, seed, first_epoch, history, logged)
+        logged = len(history)
+
+    pruned = prune_with_lnp(
+        dense, config, seed=seed, checkpoint_path=checkpoint, progress=ctx.progress, on_iteration=on_iteration
+    )
+    _log_iterations(ctx, seed, first_epoch, pruned.history, logged)  # e.g. a seed finished before a resume
     last = pruned.history[-1]
     ctx.say(
         f"[seed {seed}] LNP: {pruned.model.layers[0].size} neurons, {synapse_total(pruned.model, 0)} synapses after "
@@ -1369,17 +1468,21 @@ def _evaluate_seed(
 def _run(config: LNPExperimentConfig, ctx: _Context) -> LNPExperimentResult:
     records: list[VariantRecord] = []
     histories: dict[int, tuple[PruneHistoryEntry, ...]] = {}
-    spectra: dict[str, Tensor] = {}
+    per_seed: dict[str, list[Tensor]] = {}
     for seed in config.seeds:
         dense, pruned = _prune_seed(config, seed, ctx, sum(len(h) for h in histories.values()))
         histories[seed] = pruned.history
         probes = _probe_seed(dense, pruned, config, seed, ctx)
-        if seed == config.seeds[0]:
-            for name, key in (("dense", "dense"), ("random sparse", "random_pruned"), ("LNP", "lnp")):
-                model = probes[key].model
-                spectra[name] = top_exponents(model, config, seed, m=config.spectrum_top, n_steps=config.lyapunov_steps)
+        for name, key in _SPECTRUM_LINES:
+            per_seed.setdefault(name, []).append(probes[key].spectrum)
         records += _evaluate_seed(dense, probes, config, seed, ctx)
+    # the figure shows the seed mean of the very spectra whose λ_1 the table averages
+    spectra = {name: torch.stack([v[: min(len(u) for u in vs)] for v in vs]) for name, vs in per_seed.items()}
     return _finish(config, ctx, tuple(records), histories, spectra)
+
+
+_SPECTRUM_LINES = (("dense", "dense"), ("random sparse", "random_pruned"), ("LNP", "lnp"))
+"""Lines of ``lyapunov_spectra.png``: (legend name, variant)."""
 
 
 def _finish(
@@ -1394,7 +1497,8 @@ def _finish(
     claims = compute_claims(table, records)
     run_dir = ctx.run_dir
     artifacts = {"lnp_history": plot_lnp_history(histories, run_dir / "lnp_history.png")}
-    title = f"top-{config.spectrum_top} Lyapunov spectra, seed {config.seeds[0]} ({config.lyapunov_method} reading)"
+    seeds = f"seed {config.seeds[0]}" if len(config.seeds) == 1 else f"mean over {len(config.seeds)} seeds"
+    title = f"top-{config.spectrum_top} Lyapunov spectra, {seeds} ({config.lyapunov_method} reading)"
     artifacts["lyapunov_spectra"] = plot_spectra(spectra, run_dir / "lyapunov_spectra.png", title=title)
     artifacts["table"] = run_dir / "table.txt"
     text = format_table(table) + "\n\nclaims (computed from the table):\n" + format_claims(claims) + "\n"
@@ -1422,7 +1526,10 @@ def _finish(
 
 
 def _cli_data(args: argparse.Namespace) -> dict[str, Any]:
+    """The experiment from the command line: --config < --quick < --neurons/--seeds/--tasks < --set."""
     data: dict[str, Any] = read_config_file(args.config) if args.config else {}
+    if args.quick:  # the flag asks for a quick run whatever the file says
+        data = deep_update(data, {**to_dict(QUICK_PRESET), "quick": True})
     over: dict[str, Any] = {}
     if args.neurons is not None:
         over["n_neurons"] = args.neurons
@@ -1430,8 +1537,6 @@ def _cli_data(args: argparse.Namespace) -> dict[str, Any]:
         over["seeds"] = [_parse_int("--seeds", s) for s in args.seeds.split(",") if s.strip()]
     if args.tasks is not None:
         over["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    if args.quick:
-        over["quick"] = True
     return deep_update(deep_update(data, over), parse_overrides(args.set))
 
 
@@ -1442,20 +1547,33 @@ def _parse_int(option: str, text: str) -> int:
         raise ConfigError(option, text, "must be a comma-separated list of integers") from None
 
 
+_RESUME_OPTIONS = ("config", "neurons", "seeds", "tasks", "quick", "out", "set")
+"""Options that define an experiment, so they cannot accompany ``--resume`` (the run's own config is used)."""
+
+
 def cmd_lnp(args: argparse.Namespace) -> int:
-    """Handler of ``hrsnn lnp``: run the experiment, print the table and claims (or ``--json``); returns 0."""
-    config = LNPExperimentConfig.from_dict(_cli_data(args))
+    """Handler of ``hrsnn lnp``: run (or resume) the experiment, print the table and claims (or ``--json``)."""
     threads = 1 if args.threads is None else args.threads
     if threads < 1:
         raise ConfigError("--threads", threads, "must be >= 1")
-    torch.set_num_threads(threads)
     store = RunStore(getattr(args, "store", None))
-    runs_dir = getattr(args, "runs_dir", None)
-    out = Path(args.out) if args.out else (Path(runs_dir) if runs_dir else store.path.parent / "runs")
     log: Callable[[str], None] | None = None
     if not args.quiet:
         log = (lambda line: print(line, file=sys.stderr)) if args.json else print
-    result = run_lnp_experiment(config, store=store, out_dir=out, log=log, progress=not (args.quiet or args.json))
+    progress = not (args.quiet or args.json)
+    if args.resume is not None:
+        for option in _RESUME_OPTIONS:
+            if getattr(args, option) not in (None, False, []):
+                flag = f"--{option}"
+                raise ConfigError(flag, getattr(args, option), f"cannot change when resuming run {args.resume}")
+        torch.set_num_threads(threads)
+        result = resume_lnp_experiment(args.resume, store=store, log=log, progress=progress)
+    else:
+        config = LNPExperimentConfig.from_dict(_cli_data(args))
+        runs_dir = getattr(args, "runs_dir", None)
+        out = Path(args.out) if args.out else (Path(runs_dir) if runs_dir else store.path.parent / "runs")
+        torch.set_num_threads(threads)
+        result = run_lnp_experiment(config, store=store, out_dir=out, log=log, progress=progress)
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=True))
         return 0
@@ -1464,23 +1582,3 @@ def cmd_lnp(args: argparse.Namespace) -> int:
     print("\nclaims (computed from the table):")
     print(format_claims(result.claims))
     return 0
-
-
-def add_lnp_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register the ``lnp`` sub-command on ``subparsers`` (from ``parser.add_subparsers()``)."""
-    p = subparsers.add_parser(
-        "lnp",
-        help="issue 4: prune a dense HRSNN once with LNP, compare with dense/AP/random on several tasks",
-        description=(__doc__ or "").splitlines()[0],
-    )
-    p.add_argument("--config", help="TOML/YAML/JSON file with LNPExperimentConfig fields")
-    p.add_argument("--neurons", type=int, help="dense network size (default 1000)")
-    p.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
-    p.add_argument("--tasks", help=f"comma-separated tasks from {sorted(TASKS)} (default lorenz,digits)")
-    p.add_argument("--quick", action="store_true", help="smoke-test settings (60 neurons, 2 iterations, 1 seed)")
-    p.add_argument("--out", help="artifact folder (default: the runs folder beside the store)")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default 1)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. lnp.q_node=0.02")
-    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_lnp)

@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from hrsnn._threads import auto_threads
+from hrsnn._validate import check_run_seed
 from hrsnn.config import deep_update, from_dict, to_dict
 from hrsnn.errors import ConfigError, NonFiniteError
 from hrsnn.experiments.store import RunRecord, RunStore, environment_info
@@ -57,6 +59,7 @@ class ExperimentConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
+        check_run_seed("seed", self.seed)
         if self.threads is not None and self.threads < 1:
             raise ConfigError("threads", self.threads, "must be >= 1 (or omitted)")
         for key in ("n_inputs", "n_outputs"):
@@ -177,12 +180,6 @@ class RunResult:
     metrics: Mapping[str, Any]
     model_path: Path
     history: list[dict[str, float]]
-
-
-def auto_threads(model: RSNN) -> int:
-    """Intra-op threads: 1 for small layers (thread synchronisation costs more than it gains), else all cores."""
-    largest = max(layer.size for layer in model.layers)
-    return 1 if largest < 512 else max(1, torch.get_num_threads())
 
 
 def _extend_or_refuse(config: ExperimentConfig, record: RunRecord, checkpoint: Path) -> None:

@@ -7,9 +7,10 @@
 * :mod:`hrsnn.pruning.lnp`: the four LNP steps and the checkpointed driver :func:`lnp_prune`.
 * :mod:`hrsnn.pruning.baselines`: magnitude, random and activity-based pruning.
 
-The optional packages python-igraph (fast betweenness), networkx (sampled betweenness) and optuna (step 4) are
-imported only when used. The linear-noise and localisation numerics (stationary covariance, Δ, stability
-rescaling, eigenvector IPR) live in :mod:`hrsnn.dynamics.noise`; ``stationary_covariance`` is re-exported here.
+python-igraph (fast betweenness) and optuna (step 4) are dependencies; networkx (an alternative betweenness
+backend) is the optional extra ``hrsnn[networkx]``. All three are imported only when used. The linear-noise and
+localisation numerics (stationary covariance, Δ, stability rescaling, eigenvector IPR) live in
+:mod:`hrsnn.dynamics.noise`; ``stationary_covariance`` is re-exported here.
 """
 
 from __future__ import annotations

@@ -181,7 +181,7 @@ def _bc_igraph(
     del gen
     if pivots is not None:
         raise ConfigError("pivots", pivots, "is not supported by the igraph backend (exact only); use None")
-    ig = require("igraph", "igraph", "betweenness_backend='igraph'")
+    ig = require("igraph", "betweenness_backend", "igraph")
     graph = ig.Graph(n=n, edges=edges.tolist(), directed=directed)
     return np.asarray(graph.betweenness(directed=directed, weights=length.tolist()), dtype=np.float64)
 
@@ -189,7 +189,7 @@ def _bc_igraph(
 def _bc_networkx(
     n: int, edges: np.ndarray, length: np.ndarray, directed: bool, pivots: int | None, gen: torch.Generator | None
 ) -> np.ndarray:
-    nx = require("networkx", "networkx", "betweenness_backend='networkx'")
+    nx = require("networkx", "betweenness_backend", "networkx", extra="networkx")
     graph = nx.DiGraph() if directed else nx.Graph()
     graph.add_nodes_from(range(n))
     graph.add_weighted_edges_from(
@@ -214,7 +214,7 @@ BETWEENNESS_BACKENDS: Mapping[str, _Backend] = MappingProxyType(
 
 "brandes": own pure-Python Brandes (exact, or sampled with ``pivots``; no extra package, slow for N ≳ 500);
 "igraph": python-igraph (C, exact; the fast choice for N = 1000); "networkx": networkx (exact, or sampled
-with ``pivots``).
+with ``pivots``; the optional extra ``hrsnn[networkx]``).
 """
 
 

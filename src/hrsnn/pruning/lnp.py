@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any, Literal
 
 import scipy.special
@@ -267,19 +267,19 @@ IPR_SCALES: Mapping[str, Callable[[float, int], float]] = MappingProxyType({"siz
 mean IPR ("raw", the spec's literal rule, which fires as N shrinks because IPR ≥ 1/N)."""
 
 
-def _gp_sampler(seed: int, n_startup: int) -> Any:
-    optuna = require("optuna", "optuna", "tune_timescales with bo_sampler='gp'")
+def _gp_sampler(optuna: ModuleType, seed: int, n_startup: int) -> Any:
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup)
 
 
-def _tpe_sampler(seed: int, n_startup: int) -> Any:
-    optuna = require("optuna", "optuna", "tune_timescales with bo_sampler='tpe'")
+def _tpe_sampler(optuna: ModuleType, seed: int, n_startup: int) -> Any:
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup)
 
 
-BO_SAMPLERS: Mapping[str, Callable[[int, int], Any]] = MappingProxyType({"gp": _gp_sampler, "tpe": _tpe_sampler})
-"""Step 4 optimiser: Optuna's "gp" (GPSampler: Matérn-5/2 GP + log expected improvement, the spec's choice) or
-"tpe" (TPESampler: cheaper per trial)."""
+BO_SAMPLERS: Mapping[str, Callable[[ModuleType, int, int], Any]] = MappingProxyType(
+    {"gp": _gp_sampler, "tpe": _tpe_sampler}
+)
+"""Step 4 optimiser, ``factory(optuna, seed, n_startup)``: Optuna's "gp" (GPSampler: Matérn-5/2 GP + log expected
+improvement, the spec's choice) or "tpe" (TPESampler: cheaper per trial)."""
 
 
 def _check_pair(field: str, value: Any, low: float) -> Pair:
@@ -783,7 +783,7 @@ def optimise_timescales(
     k_lo, k_hi = _check_pair("shape_range", shape_range, 0.0)
     m_lo, m_hi = _check_pair("mean_range", mean_range, 0.0)
     seed = check_int("seed", seed, 0)
-    optuna = require("optuna", "optuna", "optimise_timescales")
+    optuna = require("optuna", "sampler", sampler)
     quantiles = check_tensor("quantiles", quantiles, dim=1).detach().to("cpu", torch.float64)
 
     def trial_value(trial: Any) -> float:
@@ -795,7 +795,7 @@ def optimise_timescales(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.create_study(direction="minimize", sampler=factory(seed, n_startup))
+        study = optuna.create_study(direction="minimize", sampler=factory(optuna, seed, n_startup))
         study.optimize(trial_value, n_trials=n_trials)
     finally:
         optuna.logging.set_verbosity(verbosity)
@@ -1089,6 +1089,26 @@ def _iteration(
     return _RunState(cand, kept, state.quantiles, iteration, unchanged, stop, (*state.history, entry))
 
 
+def _iteration_bound(config: LNPConfig, n_original: int) -> int:
+    """The most iterations the stopping rules allow: ``k_max``, or fewer when step 2 reaches the neuron target sooner.
+
+    Step 2 removes at least :math:`\\min(\\lceil q_{node} N \\rceil, N - 1)` of the N neurons per iteration
+    (:func:`nodes_to_remove`; dead ends only add to it), so the target is reached after at most the returned count.
+    """
+    target = config.target_neuron_sparsity
+    if target is None or not config.prune_neurons:
+        return config.k_max
+    limit = (1.0 - target) * n_original + _COUNT_TOLERANCE
+    n = n_original
+    for iteration in range(1, config.k_max + 1):
+        n -= min(math.ceil(config.q_node * n), n - 1)
+        if n <= limit:
+            return iteration
+        if n == 1:
+            break
+    return config.k_max
+
+
 def lnp_prune(
     model: RSNN,
     config: LNPConfig,
@@ -1101,6 +1121,7 @@ def lnp_prune(
     covariance_fn: CovarianceFn | None = None,
     timescale_objective: Callable[[RSNN], float] | None = None,
     spectrum_fn: Callable[[RSNN], Tensor] | None = None,
+    on_iteration: Callable[[tuple[PruneHistoryEntry, ...]], None] | None = None,
 ) -> PruneResult:
     """Run LNP (spec §2.4) on ``model.layers[config.layer_index]`` until a stopping rule fires.
 
@@ -1120,12 +1141,15 @@ def lnp_prune(
         lambda_max_fn: ``lambda_max_fn(model) -> float``, the network's largest Lyapunov exponent.
         generator: the only source of randomness of the run (its state is checkpointed and restored).
         checkpoint_path: safetensors checkpoint to write each iteration and resume from.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar; its total is the most iterations the stopping rules allow (``k_max``,
+            or fewer with a neuron sparsity target) and becomes the iterations run when a rule stops the run.
         covariance_fn: ``fn(A, sigma) -> C`` for step 1 (default: :func:`hrsnn.dynamics.noise.stationary_covariance`).
         timescale_objective: ``fn(model) -> float`` minimised by step 4, evaluated with the candidate τ already
             set (default: :math:`(\\lambda_{max} - \\lambda^*)^2`, plus the spectrum term with ``spectrum_fn``).
         spectrum_fn: ``fn(model) -> Tensor`` (top exponents, descending) for the default step-4 objective; the
             dense network's spectrum is the reference.
+        on_iteration: called with the history after every iteration (once its checkpoint is written), e.g. to
+            log progress to a run store.
 
     Returns:
         :class:`PruneResult` with the pruned network, the history (iteration 0 = dense start; ``mean_ipr`` is
@@ -1146,12 +1170,17 @@ def lnp_prune(
         state = _fresh_state(model, config, reference, callbacks, generator)
         if path is not None:
             _save(path, state, generator, config, reference.n_original)
-    with tqdm(total=config.k_max, initial=min(state.iteration, config.k_max), disable=not progress, desc="LNP") as bar:
+    total = max(_iteration_bound(config, reference.n_original), state.iteration)
+    with tqdm(total=total, initial=state.iteration, disable=not progress, desc="LNP") as bar:
         while state.stop_reason is None and state.iteration < config.k_max:
             state = _iteration(state, config, reference, callbacks, generator)
             if path is not None:
                 _save(path, state, generator, config, reference.n_original)
+            if on_iteration is not None:
+                on_iteration(state.history)
             last = state.history[-1]
             bar.update(1)
             bar.set_postfix(neurons=last.neurons, synapses=last.synapses, refresh=False)
+        bar.total = state.iteration  # a stopping rule may end the run before the bound
+        bar.refresh()
     return PruneResult(state.model, state.history, state.kept.clone())

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hrsnn._validate import check_seed
 from hrsnn.errors import ConfigError, DataNotFoundError
 
 __all__ = [
@@ -59,8 +60,38 @@ def _as_index(indices: Sequence[int] | Tensor | np.ndarray, n: int, device: torc
     return idx
 
 
+def nonfinite_reason(values: Tensor | np.ndarray, axes: tuple[str, ...]) -> str | None:
+    """None when every entry of ``values`` is finite; else a phrase giving the count and the first bad entry.
+
+    ``axes`` names the dimensions, e.g. ``("sample", "step", "channel")`` gives "holds 2 non-finite values (NaN
+    or inf); the first is inf at sample 3, step 4, channel 2" (first in row-major order).
+    """
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind != "f":
+            return None
+        values = values.astype(values.dtype.newbyteorder("="), copy=False)  # torch reads native byte order only
+    x = torch.as_tensor(values)
+    if not torch.is_floating_point(x):
+        return None
+    bad = ~torch.isfinite(x)
+    if not bool(bad.any()):
+        return None
+    count = int(bad.sum())
+    flat = int(torch.argmax(bad.flatten().to(torch.uint8)))  # the first True in row-major order
+    where = ", ".join(f"{axis} {i}" for axis, i in zip(axes, np.unravel_index(flat, tuple(x.shape)), strict=True))
+    noun = "value" if count == 1 else "values"
+    return f"holds {count} non-finite {noun} (NaN or inf); the first is {x.flatten()[flat].item()} at {where}"
+
+
+def check_finite(field_name: str, values: Tensor, axes: tuple[str, ...]) -> None:
+    """Raise :class:`ConfigError` naming ``field_name`` and the first NaN/inf entry (see :func:`nonfinite_reason`)."""
+    reason = nonfinite_reason(values, axes)
+    if reason is not None:
+        raise ConfigError(field_name, tuple(values.shape), reason)
+
+
 def check_inputs(x: Any) -> None:
-    """Validate the inputs ``x`` of an in-memory data set: a float32 tensor (N, T, C) with T, C >= 1."""
+    """Validate the inputs ``x`` of an in-memory data set: a float32 tensor (N, T, C) with T, C >= 1, all finite."""
     if not isinstance(x, Tensor):
         raise ConfigError("dataset.x", type(x).__name__, "must be a torch.Tensor")
     if x.dim() != 3:
@@ -69,6 +100,7 @@ def check_inputs(x: Any) -> None:
         raise ConfigError("dataset.x", tuple(x.shape), "needs T >= 1 steps and C >= 1 channels")
     if x.dtype != torch.float32:
         raise ConfigError("dataset.x", x.dtype, "must be float32")
+    check_finite("dataset.x", x, ("sample", "step", "channel"))
 
 
 class InMemorySequences:
@@ -168,7 +200,7 @@ class SequenceDataset(InMemorySequences):
     """A batch-first set of sequences held in memory.
 
     Attributes:
-        x: inputs, float32 tensor ``(N, T, C)`` with ``T >= 1`` and ``C >= 1`` (``N`` may be 0).
+        x: inputs, finite float32 tensor ``(N, T, C)`` with ``T >= 1`` and ``C >= 1`` (``N`` may be 0).
         y: long labels, ``(N,)`` for sequence classification or ``(N, T)`` for per-step labels, each in
             ``[0, n_classes)``; on the same device as ``x``.
         n_classes: number of classes (>= 1).
@@ -280,12 +312,6 @@ def _check_fraction(field_name: str, value: Any) -> float:
     return frac
 
 
-def _check_seed(field_name: str, value: Any) -> int:
-    if not _is_int(value) or int(value) < 0:
-        raise ConfigError(field_name, value, "must be an int >= 0")
-    return int(value)
-
-
 def _round_half_up(value: float) -> int:
     return math.floor(value + 0.5)
 
@@ -345,7 +371,7 @@ def _split_name(name: str, part: str) -> str:
 def split_indices(ds: SequenceDataset, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     """Index form of :func:`split_train_val`: sorted ``(train_indices, val_indices)`` into ``ds``."""
     frac = _check_fraction("val_fraction", val_fraction)
-    seed = _check_seed("seed", seed)
+    seed = check_seed("seed", seed)
     if not isinstance(ds, SequenceDataset):
         raise ConfigError("ds", type(ds).__name__, "must be a SequenceDataset")
     gen = torch.Generator().manual_seed(seed)
@@ -370,7 +396,7 @@ def split_train_val(ds: SequenceDataset, val_fraction: float, seed: int) -> tupl
     Args:
         ds: the data set to split.
         val_fraction: fraction ``f`` of sequences for validation, ``0 <= f < 1``.
-        seed: non-negative int seeding a ``torch.Generator``; the same seed gives the same split.
+        seed: int in ``[0, 2**64)`` seeding a ``torch.Generator``; the same seed gives the same split.
 
     Raises:
         ConfigError: naming ``val_fraction``, ``seed`` or ``ds``.
@@ -413,9 +439,9 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
         if path.is_dir():
             return path.resolve()
         raise DataNotFoundError(
-            f"data folder given by data_dir={str(data_dir)!r} does not exist (tried {path.absolute()}); "
-            f"pass the folder that holds the task data (e.g. qtdb/), or leave data_dir unset and set "
-            f"{DATA_ENV_VAR}"
+            f"data folder {str(data_dir)!r} given by --data-dir (data_dir= in Python) does not exist (tried "
+            f"{path.absolute()}); give the folder that holds the task data (e.g. qtdb/), or leave it unset and "
+            f"set ${DATA_ENV_VAR}"
         )
     env = os.environ.get(DATA_ENV_VAR, "")
     if env:
@@ -423,8 +449,8 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
         if path.is_dir():
             return path.resolve()
         raise DataNotFoundError(
-            f"data folder given by {DATA_ENV_VAR}={env!r} does not exist (tried {path.absolute()}); "
-            f"point {DATA_ENV_VAR} or the data_dir option to the folder that holds the task data (e.g. qtdb/)"
+            f"data folder given by ${DATA_ENV_VAR}={env!r} does not exist (tried {path.absolute()}); point "
+            f"${DATA_ENV_VAR} or --data-dir (data_dir= in Python) to the folder that holds the task data (e.g. qtdb/)"
         )
     candidates = [Path.cwd() / ".." / "shared" / "data"]
     repo = _repo_data_candidate()
@@ -435,6 +461,6 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
             return path.resolve()
     tried = ", ".join(str(p.resolve()) for p in candidates)
     raise DataNotFoundError(
-        f"no data folder found (tried {tried}); pass data_dir=... or set {DATA_ENV_VAR} to the folder that "
-        f"holds the task data (e.g. qtdb/)"
+        f"no data folder found (tried {tried}); give the folder that holds the task data (e.g. qtdb/) with "
+        f"--data-dir (data_dir= in Python) or set ${DATA_ENV_VAR}"
     )

@@ -29,8 +29,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hrsnn._validate import check_seed
 from hrsnn.errors import ConfigError
-from hrsnn.tasks.base import InMemorySequences, _check_fraction, _check_seed, _is_int, check_inputs, check_splits
+from hrsnn.tasks.base import InMemorySequences, _check_fraction, _is_int, check_finite, check_inputs, check_splits
 
 __all__ = [
     "ENCODINGS",
@@ -283,7 +284,7 @@ def lorenz63(
     params = LorenzParams() if params is None else params
     if not isinstance(params, LorenzParams):
         raise ConfigError("params", params, "must be a LorenzParams")
-    start = _jittered(_LORENZ_BASE, _check_nonneg_float("jitter", jitter), _check_seed("seed", seed))
+    start = _jittered(_LORENZ_BASE, _check_nonneg_float("jitter", jitter), check_seed("seed", seed))
     return integrate_rk4(params.derivative, start, dt=dt, n_steps=n_steps, substeps=substeps, transient=transient)
 
 
@@ -311,7 +312,7 @@ def rossler(
     params = RosslerParams() if params is None else params
     if not isinstance(params, RosslerParams):
         raise ConfigError("params", params, "must be a RosslerParams")
-    start = _jittered(_ROSSLER_BASE, _check_nonneg_float("jitter", jitter), _check_seed("seed", seed))
+    start = _jittered(_ROSSLER_BASE, _check_nonneg_float("jitter", jitter), check_seed("seed", seed))
     return integrate_rk4(params.derivative, start, dt=dt, n_steps=n_steps, substeps=substeps, transient=transient)
 
 
@@ -365,7 +366,7 @@ def mackey_glass(
     lag = round(params.tau / h)
     if lag < 1 or abs(lag * h - params.tau) > 1e-9 * params.tau:
         raise ConfigError("substeps", substeps, f"the step dt/substeps = {h} must divide params.tau = {params.tau}")
-    x = _jittered((x0,), jitter, _check_seed("seed", seed))[0]
+    x = _jittered((x0,), jitter, check_seed("seed", seed))[0]
     history: deque[float] = deque([x] * (lag + 1), maxlen=lag + 1)
     half, sixth, f = 0.5 * h, h / 6.0, params.derivative
     out = np.empty((n_steps, 1), dtype=np.float64)
@@ -400,8 +401,8 @@ class RegressionDataset(InMemorySequences):
     ``subset`` / ``to`` interface.
 
     Attributes:
-        x: inputs, float32 tensor ``(N, T, C)`` with ``T >= 1`` and ``C >= 1`` (``N`` may be 0).
-        y: targets, float32 tensor ``(N, T, D)`` with ``D >= 1``, on the device of ``x``; ``y[n, t]`` is the
+        x: inputs, finite float32 tensor ``(N, T, C)`` with ``T >= 1`` and ``C >= 1`` (``N`` may be 0).
+        y: targets, finite float32 tensor ``(N, T, D)`` with ``D >= 1``, on the device of ``x``; ``y[n, t]`` is the
             target of step ``t`` of sequence ``n``.
         name: a short name, e.g. ``"lorenz/train"``.
 
@@ -426,6 +427,7 @@ class RegressionDataset(InMemorySequences):
             )
         if y.device != x.device:
             raise ConfigError("dataset.y", str(y.device), f"must be on the device of dataset.x ({x.device})")
+        check_finite("dataset.y", y, ("sample", "step", "output"))
         if not isinstance(self.name, str):
             raise ConfigError("dataset.name", self.name, "must be a str")
 

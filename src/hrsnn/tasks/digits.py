@@ -14,12 +14,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hrsnn._validate import check_seed
 from hrsnn.errors import ConfigError
 from hrsnn.tasks.base import (
     SequenceDataset,
     TaskSplits,
     _check_fraction,
-    _check_seed,
     _is_int,
     _split_indices,
     _split_name,
@@ -68,7 +68,7 @@ def digits_permutation(seed: int) -> Tensor:
 
     The permuted image is ``p'[k] = p[perm[k]]``; ``p = p'[argsort(perm)]`` undoes it.
     """
-    seed = _check_seed("permutation_seed", seed)
+    seed = check_seed("permutation_seed", seed)
     return torch.randperm(N_PIXELS, generator=torch.Generator().manual_seed(seed))
 
 
@@ -129,9 +129,9 @@ def load_digits_sequence(
     test_frac = _check_fraction("test_fraction", test_fraction)
     if val_frac + test_frac >= 1.0:
         raise ConfigError("val_fraction", val_fraction, f"val_fraction + test_fraction ({test_fraction}) must be < 1")
-    seed = _check_seed("seed", seed)
+    seed = check_seed("seed", seed)
     if permutation_seed is not None:
-        permutation_seed = _check_seed("permutation_seed", permutation_seed)
+        permutation_seed = check_seed("permutation_seed", permutation_seed)
     if not _is_int(window) or not 1 <= window <= N_PIXELS:
         raise ConfigError("window", window, f"must be an int in [1, {N_PIXELS}]")
     if binarize is not None and (

@@ -16,13 +16,14 @@ import numpy as np
 import scipy.io
 import torch
 
-from hrsnn.errors import ConfigError, DataNotFoundError
+from hrsnn.errors import ConfigError, DataFormatError, DataNotFoundError
 from hrsnn.tasks.base import (
     DATA_ENV_VAR,
     SequenceDataset,
     TaskSplits,
     _is_int,
     _split_name,
+    nonfinite_reason,
     resolve_data_dir,
     split_indices,
 )
@@ -47,21 +48,38 @@ QTDB_TEST_FILE = Path("qtdb") / "QTDB_test.mat"
 _SCORED_FROM_STEP = 10  # the authors' loss and accuracy skip steps t < 10
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _read_qtdb_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``x`` (N, T, 4) and one-hot ``y`` (N, T, 6) from one authors' .mat file."""
+    """Read ``x`` (N, T, 4) and one-hot ``y`` (N, T, 6) from one authors' .mat file, checked (numeric, shapes,
+    finite); every failure is a one-line :class:`DataFormatError` naming the file."""
     if not path.is_file():
         raise DataNotFoundError(
-            f"QTDB file not found: {path}; pass data_dir=... (the folder that holds qtdb/) or set {DATA_ENV_VAR} to it"
+            f"QTDB file not found: {path}; give the folder that holds qtdb/ with --data-dir (data_dir= in Python) "
+            f"or set ${DATA_ENV_VAR}"
         )
-    mat = scipy.io.loadmat(path, variable_names=("x", "y"))
+    try:
+        mat = scipy.io.loadmat(path, variable_names=("x", "y"))
+    except Exception as exc:  # scipy raises MatReadError, ValueError, OSError, IndexError, zlib.error, ... on bad bytes
+        reason = f"is not a readable MATLAB .mat file ({type(exc).__name__}: {_one_line(str(exc))})"
+        raise DataFormatError("QTDB file", str(path), reason) from None
     for key in ("x", "y"):
         if key not in mat:
-            raise ConfigError(f"{path}:{key}", None, "variable missing from the QTDB .mat file")
-    x, y = np.asarray(mat["x"]), np.asarray(mat["y"])
+            raise DataFormatError("QTDB file", str(path), f"has no variable {key}")
+        if mat[key].dtype.kind not in "biuf":
+            raise DataFormatError("QTDB file", str(path), f"variable {key} must be numeric, not {mat[key].dtype}")
+    x, y = mat["x"], mat["y"]
     if x.ndim != 3 or x.shape[2] != 4:
-        raise ConfigError(f"{path}:x", x.shape, "must have shape (N, T, 4)")
+        raise DataFormatError("QTDB file", str(path), f"variable x has shape {x.shape}; expected (N, T, 4)")
     if y.shape != (*x.shape[:2], len(QTDB_CLASSES)):
-        raise ConfigError(f"{path}:y", y.shape, f"must have shape (N, T, {len(QTDB_CLASSES)}) like x")
+        expected = (*x.shape[:2], len(QTDB_CLASSES))
+        raise DataFormatError("QTDB file", str(path), f"variable y has shape {y.shape}; expected {expected} like x")
+    for key, axes in (("x", ("sample", "step", "channel")), ("y", ("sample", "step", "class"))):
+        reason = nonfinite_reason(mat[key], axes)
+        if reason is not None:
+            raise DataFormatError("QTDB file", str(path), f"variable {key} {reason}")
     return x, y
 
 
@@ -101,7 +119,9 @@ def load_qtdb(
 
     Raises:
         DataNotFoundError: when the folder or one of the two files is missing (the message names it).
-        ConfigError: naming ``val_fraction``, ``seed`` or ``data_dir``, or a malformed file variable.
+        DataFormatError: naming a file that is unreadable, lacks ``x`` or ``y``, has the wrong shapes or holds
+            NaN/inf (with the sample, step and channel of the first bad value and their count).
+        ConfigError: naming ``val_fraction``, ``seed`` or ``data_dir``.
     """
     root = resolve_data_dir(data_dir)
     train_path, test_path = root / QTDB_TRAIN_FILE, root / QTDB_TEST_FILE
@@ -172,8 +192,9 @@ def encode_ecg_level_crossing(
         raise ConfigError("signal", arr.shape, "must have shape (T, n_leads)")
     if arr.shape[0] < window:
         raise ConfigError("signal", arr.shape, f"needs T >= window ({window}) steps")
-    if not np.all(np.isfinite(arr)):
-        raise ConfigError("signal", "non-finite values", "must be finite")
+    reason = nonfinite_reason(arr, ("step", "lead"))
+    if reason is not None:
+        raise ConfigError("signal", arr.shape, reason)
     from scipy.signal import savgol_filter  # imported here: scipy.signal is slow to import
 
     smooth = savgol_filter(arr, window_length=int(window), polyorder=int(order), axis=0)
