@@ -194,3 +194,32 @@ def test_progress_bar_total_is_the_iterations_the_stopping_rules_allow(monkeypat
     )  # fmt: skip
     assert seen == [(5, 0), (1, 1)]
     assert "LNP" in capsys.readouterr().err
+
+
+def test_nan_in_masked_entries_changes_nothing():
+    """Values outside the mask are not synapses: NaN there must not leak into any LNP step or baseline."""
+    from hrsnn.pruning import set_mask
+    from hrsnn.pruning.baselines import _synapse_flags
+
+    def exponents(model: RSNN) -> torch.Tensor:
+        layer = model.layers[0]
+        return -1.0 / layer.tau_m.tau.detach() + 0.01 * layer.effective_recurrent_weight().detach().abs().sum(1)
+
+    def run(model: RSNN):
+        return lnp_prune(
+            model, LNPConfig(k_max=2, **FAST), exponents_fn=exponents, lambda_max_fn=_stable,
+            generator=torch.Generator().manual_seed(0), progress=False,
+        )  # fmt: skip
+
+    clean, poisoned = _model(), _model()
+    layer = poisoned.layers[0]
+    with torch.no_grad():
+        layer.weight_rec[~layer.mask] = float("nan")
+    assert poisoned.synapse_counts() == clean.synapse_counts()
+    a, b = run(clean), run(poisoned)
+    assert [(e.neurons, e.synapses) for e in a.history] == [(e.neurons, e.synapses) for e in b.history]
+    assert torch.equal(a.model.layers[0].effective_recurrent_weight(), b.model.layers[0].effective_recurrent_weight())
+    effective, flags = _synapse_flags(poisoned, 0)
+    assert bool(torch.isfinite(effective).all()) and int(flags.sum()) == clean.synapse_counts()["layers.0.recurrent"]
+    set_mask(poisoned, 0, layer.mask.clone())
+    assert bool(torch.isfinite(poisoned.layers[0].weight_rec).all())  # set_mask zeroes what lies outside the mask

@@ -193,6 +193,15 @@ def float64_matrix(field: str, x: Any, n: int | None = None) -> Tensor:
     return check_finite_matrix(field, x, n).detach().to(device="cpu", dtype=torch.float64)
 
 
+def masked_float64_matrix(field: str, x: Any, mask: Tensor) -> Tensor:
+    """``x ⊙ mask`` as float64 on the CPU, with masked entries exactly 0 whatever ``x`` holds there (NaN too);
+    ``x`` must be a square matrix of ``mask``'s size with finite entries inside the mask."""
+    x = check_square(field, x, mask.shape[0])
+    masked = torch.where(mask.cpu(), x.detach().to(device="cpu", dtype=torch.float64), 0.0)
+    _check_finite_entries(f"{field} (inside the mask)", masked)
+    return masked
+
+
 def off_diagonal(n: int, device: torch.device | None = None) -> Tensor:
     """Bool (n, n) matrix that is True off the diagonal."""
     return ~torch.eye(n, dtype=torch.bool, device=device)

@@ -25,7 +25,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from hrsnn._validate import check_bool_matrix, check_choice, check_finite_matrix, check_int, check_model, check_tensor
+from hrsnn._validate import (
+    check_bool_matrix,
+    check_choice,
+    check_int,
+    check_model,
+    check_tensor,
+    masked_float64_matrix,
+)
 from hrsnn.connectivity import ConnectivitySpec
 from hrsnn.errors import ConfigError
 from hrsnn.network import RSNN, IntegratorReadout, SpikingLayer
@@ -286,10 +293,10 @@ def set_mask(model: RSNN, layer_index: int, mask: Tensor, weight: Tensor | None 
     layer, weight_rec = recurrent_weight(model, layer_index)
     n = layer.size
     mask = check_bool_matrix("mask", mask, n)
-    source = weight_rec.detach() if weight is None else check_finite_matrix("weight", weight, n)
+    source = weight_rec.detach() if weight is None else masked_float64_matrix("weight", weight, mask)
     device = weight_rec.device
     new_mask = mask.to(device).clone()
-    with torch.no_grad():
-        weight_rec.copy_(source.to(device=device, dtype=weight_rec.dtype) * new_mask)
+    with torch.no_grad():  # entries outside the mask become exactly 0, whatever they held (NaN too)
+        weight_rec.copy_(torch.where(new_mask, source.to(device=device, dtype=weight_rec.dtype), 0.0))
     layer.mask = new_mask
     return model

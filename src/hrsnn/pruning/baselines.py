@@ -45,8 +45,8 @@ def _entry(model: RSNN, layer_index: int, iteration: int, seconds: float, note: 
 
 def _synapse_flags(model: RSNN, layer_index: int) -> tuple[Tensor, Tensor]:
     """(effective weight, synapse flags) of a recurrent layer, flags = nonzero weights inside the mask."""
-    layer, weight = recurrent_weight(model, layer_index)
-    effective = weight.detach() * layer.mask
+    layer, _ = recurrent_weight(model, layer_index)
+    effective = layer.effective_recurrent_weight().detach()
     return effective, (effective != 0) & layer.mask
 
 

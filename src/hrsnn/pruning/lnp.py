@@ -69,6 +69,7 @@ from hrsnn._validate import (
     check_real,
     check_tensor,
     check_vector,
+    masked_float64_matrix,
     off_diagonal,
 )
 from hrsnn.config import from_dict, to_dict
@@ -476,7 +477,7 @@ def prune_synapses(
     """
     mask = check_bool_matrix("mask", mask).cpu()
     n = mask.shape[0]
-    w = check_finite_matrix("weight", weight, n).detach().to("cpu", torch.float64) * mask
+    w = masked_float64_matrix("weight", weight, mask)
     tau64 = check_vector("tau", tau, n).detach().to("cpu", torch.float64)
     if bool((tau64 <= 0).any()):
         raise ConfigError("tau", float(tau64.min()), "must be > 0")
@@ -540,8 +541,8 @@ def prune_nodes(model: RSNN, config: LNPConfig, generator: torch.Generator) -> t
     Returns:
         ``(new_model, keep)`` with ``keep`` the bool (N,) flags of the surviving neurons.
     """
-    layer, weight = recurrent_weight(model, config.layer_index)
-    effective = (weight.detach() * layer.mask).cpu()
+    layer, _ = recurrent_weight(model, config.layer_index)
+    effective = layer.effective_recurrent_weight().detach().cpu()
     bc = betweenness_centrality(
         effective,
         directed=config.betweenness_directed,
@@ -690,7 +691,7 @@ def delocalise(
         generator: source of randomness.
     """
     mask = check_bool_matrix("mask", mask).cpu()
-    w = check_finite_matrix("weight", weight, mask.shape[0]).detach().to("cpu", torch.float64) * mask
+    w = masked_float64_matrix("weight", weight, mask)
     n = mask.shape[0]
     removed = check_int("removed", removed, 0)
     _, vectors = localization_eigenpairs(w, IPR_MATRICES[config.ipr_matrix])
@@ -864,8 +865,8 @@ def _lambda_max(fn: Callable[[RSNN], float], model: RSNN) -> float:
 
 
 def _reference(model: RSNN, config: LNPConfig, spectrum_fn: Callable[[RSNN], Tensor] | None) -> _Reference:
-    layer, weight = recurrent_weight(model, config.layer_index)
-    w = (weight.detach() * layer.mask).to("cpu", torch.float64)
+    layer, _ = recurrent_weight(model, config.layer_index)
+    w = layer.effective_recurrent_weight().detach().to("cpu", torch.float64)
     n = w.shape[0]
     present = (w != 0) & off_diagonal(n)
     signs = torch.where(w.sum(0) < 0, -1.0, 1.0).to(torch.float64)
@@ -1064,8 +1065,8 @@ def _iteration(
         mean_ipr = deloc.mean_ipr
         notes.append(f"+{deloc.added} synapses (IPR trigger {'on' if deloc.triggered else 'off'})")
     if config.renormalise_radius and reference.radius:
-        layer, weight = recurrent_weight(cand, li)
-        effective = weight.detach() * layer.mask
+        layer, _ = recurrent_weight(cand, li)
+        effective = layer.effective_recurrent_weight().detach()
         radius = spectral_radius(effective)
         if radius > 0.0:
             set_mask(cand, li, layer.mask, effective * (reference.radius / radius))
