@@ -192,3 +192,12 @@ def test_lnp_quick_flag_wins_over_a_config_file(tmp_path):
     args = build_parser().parse_args(["lnp", "--config", str(path), "--quick", "--seeds", "4"])
     config = LNPExperimentConfig.from_dict(_cli_data(args))
     assert (config.n_neurons, config.seeds) == (60, (4,))
+
+
+def test_hrsnn_home_naming_a_file_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.write_text("")
+    monkeypatch.setenv("HRSNN_HOME", str(home))
+    code = main(["runs", "list"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and f"HRSNN_HOME='{home}': is a file" in err
