@@ -158,7 +158,8 @@ def test_config_parsing_and_errors(tmp_path):
 
 def _row(task, variant, metric, std, synapses, lam, neurons=100.0, metric_name="nrmse"):
     stats = (Stat(neurons, 0.0), Stat(synapses, 5.0), Stat(metric, std), Stat(lam, 0.01), Stat(0.05, 0.0))
-    return SummaryRow(task, variant, metric_name, metric_name == "accuracy", 3, *stats, Stat(10.0, 0.0))
+    ops = (Stat(40.0, 2.0), Stat(8.0, 0.0))
+    return SummaryRow(task, variant, metric_name, metric_name == "accuracy", 3, *stats, Stat(10.0, 0.0), *ops)
 
 
 def _claims(rows):
@@ -197,7 +198,7 @@ def test_claims_from_hand_made_numbers():
 
 def test_summarize_means_and_sample_std():
     records = [
-        VariantRecord("lorenz", variant, seed, 10 + seed, 50, metric, "nrmse", -0.1, 0.02, 9.0)
+        VariantRecord("lorenz", variant, seed, 10 + seed, 50, metric, "nrmse", -0.1, 0.02, 9.0, 30.0 + seed, 5.0)
         for variant, values in (("lnp", (0.2, 0.4)), ("dense", (0.1, 0.1)))
         for seed, metric in enumerate(values)
     ]
@@ -212,7 +213,7 @@ def test_claims_report_paired_per_seed_differences():
     metrics = {"lnp": (0.30, 0.50, 0.20), "activity_pruned": (0.35, 0.45, 0.30), "random_pruned": (0.4, 0.4, 0.4)}
     lams = {"lnp": (-0.05, -0.03, -0.04), "activity_pruned": (-0.1,) * 3, "random_pruned": (-0.02, -0.04, -0.01)}
     records = [
-        VariantRecord("lorenz", v, seed, 50, 100, metrics[v][seed], "nrmse", lams[v][seed], 0.05, 10.0)
+        VariantRecord("lorenz", v, seed, 50, 100, metrics[v][seed], "nrmse", lams[v][seed], 0.05, 10.0, 40.0, 5.0)
         for v in metrics
         for seed in range(3)
     ]
@@ -242,7 +243,7 @@ def test_spectrum_figure_and_table_agree_on_lambda_max(quick_run):
 
 
 def test_table_shows_a_spread_only_over_several_seeds():
-    one = VariantRecord("lorenz", "lnp", 0, 48, 216, 0.9, "nrmse", -0.09, 0.07, 10.72)
+    one = VariantRecord("lorenz", "lnp", 0, 48, 216, 0.9, "nrmse", -0.09, 0.07, 10.72, 15.1, 3.0)
     table = format_table(summarize([one]))
     assert "±" not in table
     assert table.splitlines()[2].split() == [
@@ -255,11 +256,12 @@ def test_table_shows_a_spread_only_over_several_seeds():
         "-0.0900",
         "0.0700",
         "10.72",
+        "15.1",
         "1",
     ]
     two = format_table(summarize([one, dataclasses.replace(one, seed=1, metric=1.1)]))
     assert "nrmse 1.0000 ± 0.1414" in two and "48 ± 0" in two
-    unknown = SummaryRow("t", "lnp", "nrmse", False, 3, *(Stat(1.0, math.nan),) * 6)  # e.g. a non-finite λ_max
+    unknown = SummaryRow("t", "lnp", "nrmse", False, 3, *(Stat(1.0, math.nan),) * 8)  # e.g. a non-finite λ_max
     assert "nan" not in format_table([unknown])
 
 
@@ -288,3 +290,26 @@ def test_no_help_text_mentions_issues():
     texts = [parser.format_help(), *(p.format_help() for p in sub.choices.values())]
     assert len(texts) > 5 and "hrsnn lnp" in texts[0] + "".join(texts[1:])
     assert not [t for t in texts if "issue" in t.lower()]
+
+
+def test_sops_column_counts_each_spike_times_its_nonzero_recurrent_fan_out():
+    from hrsnn.experiments.lnp import evaluate_on_task, load_task, task_input_weight
+
+    config = LNPExperimentConfig.from_dict({"quick": True, "tasks": ["lorenz"]})
+    dense = build_dense(config, 0)
+    data = load_task("lorenz", 0, config)
+    # prune the recurrent layer by hand: a pruned synapse must not be counted
+    pruned = shrink_layer(dense, 0, torch.ones(config.n_neurons, dtype=torch.bool))
+    layer = pruned.layers[0]
+    layer.mask[:, ::2] = False
+    scores = evaluate_on_task(pruned, "lorenz", 0, config, data=data)
+    # by hand: run the network, take its spikes, weight each by the presynaptic neuron's count of outgoing synapses
+    model = with_input_layer(pruned, task_input_weight(config, data, 0))
+    x = torch.cat([xb for xb, _ in data.test.batches(256, shuffle=False)])
+    with torch.no_grad():
+        spikes = model(x).layer_spikes[0]  # (B, T, N); the recurrent input at step t is W @ s(t - 1)
+    fan_out = (layer.effective_recurrent_weight() != 0).sum(0).to(spikes.dtype)  # column j: synapses leaving j
+    assert bool((fan_out[::2] == 0).all())
+    expected = float((spikes[:, :-1] * fan_out).sum()) / (x.shape[0] * x.shape[1])  # zero initial spikes
+    assert scores["sops_per_step"] == pytest.approx(expected, rel=1e-9)
+    assert scores["sops_per_step"] > 0

@@ -66,6 +66,7 @@ from hrsnn.connectivity import ConnectivitySpec, scale_to_spectral_radius, spect
 from hrsnn.dynamics import DriveConfig, FTLEConfig, LyapunovConfig, SpikingMap, node_ftle, rsnn_lyapunov
 from hrsnn.errors import ConfigError, MissingDependencyError
 from hrsnn.experiments.store import RunStore, environment_info
+from hrsnn.metrics import measure_efficiency
 from hrsnn.network import RSNN, IntegratorReadout, LayerConfig, NeuronConfig, ReadoutConfig, RSNNConfig, save_model
 from hrsnn.pruning import (
     LNPConfig,
@@ -787,8 +788,11 @@ def evaluate_on_task(
             (it must already read the task's channels, e.g. a network trained on the task).
 
     Returns:
-        ``{"metric", "metric_name", <the readout's test scores>, "firing_rate", "neurons", "synapses", "alpha"}``;
-        the firing rate is the mean over neurons, steps and test sequences of the layer's spikes.
+        ``{"metric", "metric_name", <the readout's test scores>, "firing_rate", "neurons", "synapses",
+        "sops_per_step", "input_ops_per_step", "alpha"}``; the firing rate is the mean over neurons, steps and test
+        sequences of the layer's spikes; ``sops_per_step`` the recurrent layer's effective synaptic operations per
+        step and test sequence (each spike × its nonzero recurrent fan-out, :func:`hrsnn.metrics.measure_efficiency`)
+        and ``input_ops_per_step`` those of the input projection (ACs for event inputs, MACs for analog ones).
     """
     data = load_task(task, seed, config) if data is None else data
     if attach_input:
@@ -799,6 +803,8 @@ def evaluate_on_task(
     readout = fit_readout(model, data.train, data.val, config=_readout_config(data, config, seed))
     scores = readout.evaluate(model, data.test)
     rates = firing_rates(model, list(data.test.batches(256, shuffle=False)), 0)
+    ops = {p.name: p for p in measure_efficiency(model, data.test).projections}
+    steps = data.test.n_steps
     return {
         "metric": scores[data.spec.metric],
         "metric_name": data.spec.metric,
@@ -806,6 +812,8 @@ def evaluate_on_task(
         "firing_rate": float(rates.mean()),
         "neurons": model.layers[0].size,
         "synapses": synapse_total(model, 0),
+        "sops_per_step": ops["layers.0.recurrent"].effective_acs / steps,
+        "input_ops_per_step": (ops["layers.0.input"].effective_acs + ops["layers.0.input"].effective_macs) / steps,
     }
 
 
@@ -896,6 +904,8 @@ class VariantRecord:
     lambda_max: float
     firing_rate: float
     spectral_radius: float
+    sops_per_step: float
+    input_ops_per_step: float
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
@@ -915,7 +925,16 @@ class Stat(NamedTuple):
         return cls(float(t.mean()), float(t.std()) if t.numel() > 1 else 0.0)
 
 
-_COLUMNS = ("neurons", "synapses", "metric", "lambda_max", "firing_rate", "spectral_radius")
+_COLUMNS = (
+    "neurons",
+    "synapses",
+    "metric",
+    "lambda_max",
+    "firing_rate",
+    "spectral_radius",
+    "sops_per_step",
+    "input_ops_per_step",
+)
 
 
 @dataclass(frozen=True)
@@ -933,6 +952,8 @@ class SummaryRow:
     lambda_max: Stat
     firing_rate: Stat
     spectral_radius: Stat
+    sops_per_step: Stat
+    input_ops_per_step: Stat
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (each statistic as ``{"mean", "std"}``)."""
@@ -1106,11 +1127,12 @@ def _fmt(stat: Stat, digits: int, n_seeds: int) -> str:
 
 
 def format_table(rows: Sequence[SummaryRow]) -> str:
-    """Plain-text table: task, variant, neurons, synapses, metric, λ_max, firing rate, ρ(W).
+    """Plain-text table: task, variant, neurons, synapses, metric, λ_max, firing rate, ρ(W), recurrent synaptic
+    operations per step (SOPs/step: spikes × nonzero recurrent fan-out, per test sequence).
 
     Each cell is the mean ± std over the row's seeds; with a single seed (or a non-finite value) only the mean.
     """
-    headers = ("task", "variant", "neurons", "synapses", "metric", "λ_max", "firing rate", "ρ(W)", "seeds")
+    headers = ("task", "variant", "neurons", "synapses", "metric", "λ_max", "firing rate", "ρ(W)", "SOPs/step", "seeds")
     lines = [
         (
             r.task,
@@ -1121,6 +1143,7 @@ def format_table(rows: Sequence[SummaryRow]) -> str:
             _fmt(r.lambda_max, 4, r.n_seeds),
             _fmt(r.firing_rate, 4, r.n_seeds),
             _fmt(r.spectral_radius, 2, r.n_seeds),
+            _fmt(r.sops_per_step, 1, r.n_seeds),
             str(r.n_seeds),
         )
         for r in rows
@@ -1289,6 +1312,8 @@ def _record(task: str, variant: str, seed: int, probe: _Probe, scores: Mapping[s
         probe.lambda_max,
         float(scores["firing_rate"]),
         probe.radius,
+        float(scores["sops_per_step"]),
+        float(scores["input_ops_per_step"]),
     )
 
 
