@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from hrsnn.config import deep_update, parse_overrides
 from hrsnn.experiments.runner import ExperimentConfig
 from hrsnn.network import RSNN
 from hrsnn.tasks.ecg import load_qtdb
@@ -30,11 +31,11 @@ def main() -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--checkpoint", default=None, help="checkpoint path (resumes when it exists)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.lr=0.005")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    config = ExperimentConfig.from_dict(
-        {"task": {"name": "ecg"}, "seed": args.seed, "train": {"epochs": args.epochs, "progress": False}}
-    )
+    base = {"task": {"name": "ecg"}, "seed": args.seed, "train": {"epochs": args.epochs, "progress": False}}
+    config = ExperimentConfig.from_dict(deep_update(base, parse_overrides(args.set)))
     splits = load_qtdb(args.data_dir, seed=args.seed, **config.task.options)
     model = RSNN(config.model_config(splits), seed=args.seed)
     train = dataclasses.replace(config.train, seed=args.seed)
