@@ -38,7 +38,12 @@ def test_train_json_records_run_and_runs_commands(capsys, tmp_path):
     record = store.get_run(1)
     assert record.status == "completed" and len(record.epochs) == 2
     assert record.config["model"]["layers"][0]["size"] == 8
-    assert {a["kind"] for a in record.artifacts} == {"model", "checkpoint"}
+    assert {a["kind"] for a in record.artifacts} == {"model", "checkpoint", "efficiency"}
+    # every run records its operation counts and energy (per test sequence) with its metrics
+    assert record.final_metrics["ops_steps"] == 8 and record.final_metrics["energy_pj.float32_45nm"] > 0
+    assert record.final_metrics["energy_pj.float32_45nm"] == pytest.approx(
+        0.9 * record.final_metrics["ops_acs"] + 4.6 * record.final_metrics["ops_macs"]
+    )
     code, out, _ = _run(capsys, tmp_path, "runs", "list")
     assert code == 0 and "digits" in out
     code, out, _ = _run(capsys, tmp_path, "runs", "show", "1", "--json")
@@ -201,3 +206,27 @@ def test_hrsnn_home_naming_a_file_is_one_line_and_exit_2(capsys, tmp_path, monke
     code = main(["runs", "list"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and f"HRSNN_HOME='{home}': is a file" in err
+
+
+def test_energy_compares_an_srnn_run_with_a_classical_run(capsys, tmp_path):
+    assert _run(capsys, tmp_path, "train", "--epochs", "1", "--quiet", *TINY)[0] == 0
+    gru = ["--arch", "gru", "--set", "model.hidden_sizes=[8]", "--set", "task.options={mode: row, val_fraction: 0.15}"]
+    assert _run(capsys, tmp_path, "train", "--epochs", "1", "--quiet", *gru)[0] == 0
+    code, out, _ = _run(capsys, tmp_path, "energy", "1")
+    assert code == 0 and "run 1 srnn" in out and "effective total" in out
+    code, out, _ = _run(capsys, tmp_path, "energy", "1", "2", "--e-ac", "1", "--e-mac", "2")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[-3:] == ["nJ", "x", "first"] and "user nJ" in lines[0]
+    code, out, _ = _run(capsys, tmp_path, "energy", "1", "2", "--json")
+    srnn, gru_row = json.loads(out)
+    store = RunStore(tmp_path / "runs.sqlite")
+    for row, run_id in ((srnn, 1), (gru_row, 2)):
+        recorded = store.get_run(run_id).final_metrics
+        assert row["energy_pj"]["float32_45nm"] == pytest.approx(recorded["energy_pj.float32_45nm"])
+    # the GRU counts by hand: 3 gates of 8 units over 8 inputs + 8 recurrent, 3·8 element-wise products, readout 10×8
+    assert gru_row["counts"]["macs"] == 8 * (3 * 8 * (8 + 8) + 3 * 8 + 10 * 8)
+    code, _, err = _run(capsys, tmp_path, "energy", "1", "--e-ac", "1")
+    assert code == 2 and "give both energies" in err
+    code, _, err = _run(capsys, tmp_path, "energy", "9")
+    assert code == 2 and "no run with id 9" in err

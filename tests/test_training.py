@@ -369,3 +369,13 @@ def test_multistep_scheduler_lr_after_milestone_and_resume_is_bit_identical(tmp_
     assert {g["name"]: g["lr"] for g in resumed.optimizer.param_groups} == pytest.approx(lrs)
     for a, b in zip(resumed_model.state_dict().values(), straight.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_train_firing_rate_counts_hidden_and_alif_readout_neurons_by_hand():
+    model = _model(seed=1, readout="alif")
+    data = _toy(n=6, t=10)
+    out = model(data.x)  # zero initial state, as the trainer's; one batch: these are the epoch's spikes
+    spikes = float(out.layer_spikes[0].detach().sum() + out.output_spikes.detach().sum())
+    trainer = Trainer(model, TrainConfig(batch_size=8, loss="sum_softmax_ce", progress=False))
+    metrics = trainer.train_epoch(data)
+    assert spikes > 0 and metrics["train_firing_rate"] == pytest.approx(spikes / (6 * 10 * (16 + 2)))

@@ -1,4 +1,4 @@
-"""Command-line interface: ``hrsnn train | runs list | runs show | lyapunov | lnp | demo``.
+"""Command-line interface: ``hrsnn train | runs list | runs show | lyapunov | lnp | energy | demo``.
 
 Every sub-command's options are declared here; the handlers that need torch are imported only when their
 sub-command runs, so ``hrsnn --help`` and ``hrsnn runs list`` start quickly.
@@ -57,6 +57,8 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         over["seed"] = args.seed
     if args.threads is not None:
         over["threads"] = args.threads
+    if args.arch is not None:
+        over["arch"] = args.arch
     train = {
         k: v
         for k, v in {
@@ -239,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a network on a task")
     train.add_argument("--config", help="TOML/YAML/JSON experiment config")
     train.add_argument("--task", help="task name (ecg, digits); default digits")
+    train.add_argument(
+        "--arch", help="network: srnn (default), or a classical baseline lstm, gru, rnn (Elman); picks the preset"
+    )
     train.add_argument("--name")
     train.add_argument("--seed", type=int)
     train.add_argument("--epochs", type=int)
@@ -276,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_lyapunov_parser(sub)
     _add_lnp_parser(sub)
+    _add_energy_parser(sub)
 
     demo = sub.add_parser("demo", help="train a small heterogeneous ALIF RSNN on sequential digits")
     demo.add_argument("--epochs", type=int, help="training epochs (default: the digits preset's 60)")
@@ -394,6 +400,29 @@ def _add_lnp_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_lazy("hrsnn.experiments.lnp", "cmd_lnp"))
+
+def _add_energy_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``hrsnn energy`` (handler :func:`hrsnn.experiments.energy.cmd_energy`)."""
+    p = subparsers.add_parser(
+        "energy",
+        help="operations and energy of trained runs (SRNN, LSTM, GRU), alone or side by side",
+        description="Counts each run's saved model on its task's test split (an RSNN from the spikes it emits, a "
+        "classical RNN from its sizes) and prices the operations; several runs give a comparison whose 'x first' "
+        "columns are energy multiples of the first run.",
+    )
+    p.add_argument("run_ids", type=int, nargs="+", metavar="RUN_ID", help="training runs (see hrsnn runs list)")
+    p.add_argument(
+        "--constants",
+        action="append",
+        choices=("float32_45nm", "int32_45nm"),
+        help="energy constant set (repeatable; default both 45 nm sets)",
+    )
+    p.add_argument("--e-ac", type=float, help="a user constant set: energy of one accumulate, pJ (with --e-mac)")
+    p.add_argument("--e-mac", type=float, help="... and of one multiply-accumulate, pJ")
+    p.add_argument("--data-dir", help="data folder holding qtdb/ (default: $HRSNN_DATA or ../shared/data)")
+    p.add_argument("--json", action="store_true", help="print one JSON list, one object per run")
+    p.set_defaults(func=_lazy("hrsnn.experiments.energy", "cmd_energy"))
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hrsnn`` command."""

@@ -13,6 +13,14 @@ With readout :math:`u^o_t` (B, C) at step t and the first ``skip`` steps ignored
 
 Sequence objectives keep a running sum so truncated BPTT can evaluate the loss at every chunk end on the sum so far
 (the PS-MNIST scheme); the sum is detached between chunks by the trainer.
+
+What :math:`u^o_t` is depends on the model (:class:`hrsnn.models.ModelOutput`): an SRNN's readout membranes (a
+leaky integrator's, or an ALIF output layer's, whose soft reset keeps it near its threshold b0; the authors' ECG
+loss applies log-softmax to exactly these membranes), or a classical RNN's linear readout, unbounded logits. Every
+objective but ``spike_count_ce`` is a proper classification loss for either: ``per_step_nll`` and
+``mean_readout_ce`` are the usual cross-entropy of per-step and of time-averaged logits; ``sum_softmax_ce`` sums
+probabilities, so its logits lie in [0, n] whatever the scale of :math:`u^o_t`. ``spike_count_ce`` needs spiking
+output units, which a classical model does not have.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hrsnn.errors import ConfigError
-from hrsnn.network import RSNNOutput
+from hrsnn.models import ModelOutput
 
 
 class SequenceSum(NamedTuple):
@@ -50,7 +58,7 @@ class PerStepNLL:
     time_mean: bool = False
     per_step = True
 
-    def chunk_loss(self, out: RSNNOutput, y: Tensor, t0: int, total_steps: int) -> Tensor | None:
+    def chunk_loss(self, out: ModelOutput, y: Tensor, t0: int, total_steps: int) -> Tensor | None:
         """Loss of the valid steps inside a chunk that starts at global step ``t0``; None if it has none.
 
         ``y`` holds the labels of the chunk's steps, (B, T_chunk).
@@ -65,20 +73,20 @@ class PerStepNLL:
             loss = loss / max(1, total_steps - self.skip)
         return loss
 
-    def predictions(self, out: RSNNOutput) -> Tensor:
+    def predictions(self, out: ModelOutput) -> Tensor:
         """Class per valid step, (B, T − skip)."""
         return out.readout[:, self.skip :].argmax(-1)
 
 
-def _softmax_values(out: RSNNOutput) -> Tensor:
+def _softmax_values(out: ModelOutput) -> Tensor:
     return torch.softmax(out.readout, -1)
 
 
-def _readout_values(out: RSNNOutput) -> Tensor:
+def _readout_values(out: ModelOutput) -> Tensor:
     return out.readout
 
 
-def _spike_values(out: RSNNOutput) -> Tensor:
+def _spike_values(out: ModelOutput) -> Tensor:
     if out.output_spikes is None:
         raise ConfigError("train.loss", "spike_count_ce", "needs a spiking ('alif') readout")
     return out.output_spikes
@@ -88,12 +96,12 @@ def _spike_values(out: RSNNOutput) -> Tensor:
 class SequenceCE:
     """Cross-entropy on an aggregate over steps t ≥ skip of a per-step value (see module docstring)."""
 
-    values: Callable[[RSNNOutput], Tensor]
+    values: Callable[[ModelOutput], Tensor]
     mean: bool
     skip: int = 0
     per_step = False
 
-    def accumulate(self, out: RSNNOutput, t0: int, running: SequenceSum | None) -> SequenceSum | None:
+    def accumulate(self, out: ModelOutput, t0: int, running: SequenceSum | None) -> SequenceSum | None:
         """Add the chunk's valid steps to the running sum."""
         sl = _valid_slice(t0, out.readout.shape[1], self.skip)
         vals = self.values(out)[:, sl]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -28,8 +28,7 @@ from hrsnn.io import (
     save_checkpoint,
     unflatten_state_dict,
 )
-from hrsnn.network import RSNN, RSNNOutput, RSNNState, SpikingLayer
-from hrsnn.neurons import ALIFState
+from hrsnn.models import ModelOutput, SequenceModel, detach_state
 from hrsnn.objectives import Objective, PerStepNLL, SequenceSum, make_objective
 from hrsnn.tasks.base import SequenceDataset
 
@@ -151,17 +150,37 @@ def resolve_device(name: str) -> torch.device:
 # --- evaluation -------------------------------------------------------------------------------------------------
 
 
-def spike_statistics(out: RSNNOutput) -> dict[str, Tensor]:
-    """Spike sums for firing rates: per layer (summed over batch, time, neurons) and the output layer."""
+def spike_statistics(out: ModelOutput) -> dict[str, Tensor]:
+    """Spike sums for firing rates: per layer (summed over batch, time, neurons) and the output layer.
+
+    Empty for a model without spiking neurons."""
     stats = {f"layer{i}": s.detach().sum() for i, s in enumerate(out.layer_spikes)}
     if out.output_spikes is not None:
         stats["output"] = out.output_spikes.detach().sum()
     return stats
 
 
+def spiking_sizes(out: ModelOutput) -> dict[str, int]:
+    """Spiking neurons behind each entry of :func:`spike_statistics` (read from the spike tensors' shapes)."""
+    sizes = {f"layer{i}": s.shape[-1] for i, s in enumerate(out.layer_spikes)}
+    if out.output_spikes is not None:
+        sizes["output"] = out.output_spikes.shape[-1]
+    return sizes
+
+
+def _firing_rates(spikes: Mapping[str, float], sizes: Mapping[str, int], neuron_steps: int) -> dict[str, float]:
+    """``rate_<key>`` per entry of ``sizes`` and ``firing_rate`` over all of them: spikes per neuron per step,
+    ``neuron_steps`` being samples × steps. Empty when there are no spiking neurons (a classical model)."""
+    if not sizes:
+        return {}
+    rates = {f"rate_{key}": spikes.get(key, 0.0) / (neuron_steps * size) for key, size in sizes.items()}
+    rates["firing_rate"] = sum(spikes.get(key, 0.0) for key in sizes) / (neuron_steps * sum(sizes.values()))
+    return rates
+
+
 @torch.no_grad()
 def evaluate(
-    model: RSNN,
+    model: SequenceModel,
     data: SequenceDataset,
     objective: Objective,
     *,
@@ -173,7 +192,8 @@ def evaluate(
     Accuracy: per-step objectives average the strict per-step hit rate over steps t ≥ skip (every sequence has
     the same length, so this equals the mean of per-sequence accuracies); sequence objectives use the arg-max of
     their aggregate. Firing rates are spikes per neuron per step: ``rate_layer{i}`` per spiking layer,
-    ``rate_output`` for an ALIF readout, and ``firing_rate`` over all spiking neurons (hidden + output).
+    ``rate_output`` for an ALIF readout, and ``firing_rate`` over all spiking neurons (hidden + output); a model
+    without spiking neurons (:mod:`hrsnn.classical`) reports none of them.
     Random initial states (if the model uses them) come from ``generator``, by default one seeded with 0, so
     evaluation is deterministic. The model runs in eval mode and is left in the mode it was given in.
     """
@@ -184,6 +204,7 @@ def evaluate(
         generator = torch.Generator(device=device).manual_seed(0)
     loss_sum, correct, total, n_seen = 0.0, 0.0, 0, 0
     spikes: dict[str, float] = {}
+    sizes: dict[str, int] = {}
     try:
         for x, y in data.batches(batch_size, shuffle=False):
             x, y = x.to(device), y.to(device)
@@ -206,22 +227,11 @@ def evaluate(
             n_seen += n
             for key, value in spike_statistics(out).items():
                 spikes[key] = spikes.get(key, 0.0) + float(value)
+            sizes = spiking_sizes(out)
     finally:
         model.train(was_training)
-    n_steps = data.n_steps
     metrics = {"loss": loss_sum / max(1, n_seen), "accuracy": correct / max(1, total)}
-    sizes = [layer.size for layer in model.layers]
-    all_spikes, all_neurons = 0.0, 0
-    for i, size in enumerate(sizes):
-        s = spikes.get(f"layer{i}", 0.0)
-        metrics[f"rate_layer{i}"] = s / (n_seen * n_steps * size)
-        all_spikes += s
-        all_neurons += size
-    if "output" in spikes:
-        metrics["rate_output"] = spikes["output"] / (n_seen * n_steps * model.config.n_outputs)
-        all_spikes += spikes["output"]
-        all_neurons += model.config.n_outputs
-    metrics["firing_rate"] = all_spikes / (n_seen * n_steps * all_neurons)
+    metrics.update(_firing_rates(spikes, sizes, n_seen * data.n_steps))
     return metrics
 
 
@@ -232,7 +242,7 @@ OPTIMIZERS: Mapping[str, type[torch.optim.Optimizer]] = MappingProxyType(
 )
 
 
-def build_optimizer(model: RSNN, config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: SequenceModel, config: TrainConfig) -> torch.optim.Optimizer:
     """One parameter group per family; τ groups get ``lr × tau_lr_mult[family]``."""
     groups = []
     for family, params in model.parameter_families().items():
@@ -270,13 +280,6 @@ SCHEDULERS: Mapping[str, Callable[[torch.optim.Optimizer, TrainConfig], torch.op
 )
 
 
-def _detach_state(state: RSNNState) -> RSNNState:
-    def d(st: ALIFState) -> ALIFState:
-        return ALIFState(st.u.detach(), st.s.detach(), st.eta.detach())
-
-    return RSNNState(tuple(d(s) for s in state.layers), d(state.readout))
-
-
 @dataclass
 class TrainResult:
     """Outcome of :meth:`Trainer.fit`: per-epoch history, the selected epoch and its validation metrics."""
@@ -286,6 +289,18 @@ class TrainResult:
     best_val: dict[str, float]
     stopped_early: bool
     wall_time_s: float
+
+
+class BatchResult(NamedTuple):
+    """What :meth:`Trainer.train_batch` returns: the sequence loss, spike sums (:func:`spike_statistics`), the
+    predictions and their targets (None and unused when the objective saw no valid step), and the number of spiking
+    neurons behind the spike sums (0 for a classical model)."""
+
+    loss: float
+    spikes: dict[str, Tensor]
+    predictions: Tensor | None
+    targets: Tensor
+    spiking_neurons: int
 
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -308,7 +323,8 @@ def _first_nonfinite(named: list[tuple[str, Tensor]]) -> tuple[str, int, int] | 
 
 
 class Trainer:
-    """Trains an :class:`RSNN` by (truncated) BPTT and selects the epoch with the best validation accuracy.
+    """Trains a model (:class:`hrsnn.models.SequenceModel`: an RSNN or a classical RNN) by (truncated) BPTT and
+    selects the epoch with the best validation accuracy.
 
     Args:
         model: the network (moved to the configured device).
@@ -319,7 +335,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: RSNN,
+        model: SequenceModel,
         config: TrainConfig,
         *,
         checkpoint_path: str | Path | None = None,
@@ -345,8 +361,8 @@ class Trainer:
         self._batch = 0
 
     # -- one batch ---------------------------------------------------------------------------------------------
-    def train_batch(self, x: Tensor, y: Tensor) -> tuple[float, dict[str, Tensor], Tensor | None, Tensor]:
-        """One (truncated) BPTT pass over a batch; returns loss, spike sums, predictions and their targets.
+    def train_batch(self, x: Tensor, y: Tensor) -> BatchResult:
+        """One (truncated) BPTT pass over a batch (the state, every tensor of it, is detached between windows).
 
         The loss is that of the whole sequence, whatever ``tbptt``: per-step losses add up over the chunks, and a
         sequence objective reports the loss of its final running sum (each chunk's update uses the loss of the sum
@@ -357,6 +373,7 @@ class Trainer:
         running: SequenceSum | None = None
         total_loss = 0.0
         spikes: dict[str, Tensor] = {}
+        n_spiking = 0
         preds = []
         for t0 in range(0, x.shape[1], window):
             out = self.model(x[:, t0 : t0 + window], state)
@@ -374,13 +391,15 @@ class Trainer:
                 total_loss = total_loss + chunk_loss if isinstance(self.objective, PerStepNLL) else chunk_loss
             for key, value in spike_statistics(out).items():
                 spikes[key] = spikes.get(key, 0) + value
-            state = _detach_state(out.state)
+            n_spiking = sum(spiking_sizes(out).values())
+            state = detach_state(out.state)
             if running is not None:
                 running = SequenceSum(running.total.detach(), running.count)
         if isinstance(self.objective, PerStepNLL):
-            return total_loss, spikes, torch.cat(preds, 1) if preds else None, y[:, self.objective.skip :]
+            pred = torch.cat(preds, 1) if preds else None
+            return BatchResult(total_loss, spikes, pred, y[:, self.objective.skip :], n_spiking)
         pred = self.objective.logits(running).argmax(-1) if running is not None else None
-        return total_loss, spikes, pred, y
+        return BatchResult(total_loss, spikes, pred, y, n_spiking)
 
     def _where(self) -> str:
         return f"epoch {self.epoch + 1}, batch {self._batch}"
@@ -418,7 +437,7 @@ class Trainer:
 
     # -- epochs ------------------------------------------------------------------------------------------------
     def train_epoch(self, data: SequenceDataset) -> dict[str, float]:
-        """One pass over the training set; returns mean loss, accuracy and training firing rate."""
+        """One pass over the training set; returns mean loss, accuracy and (spiking models) training firing rate."""
         self.model.train()
         n_batches = math.ceil(data.n_samples / self.config.batch_size)
         bar = tqdm(
@@ -428,12 +447,12 @@ class Trainer:
             leave=False,
             disable=None if self.config.progress else True,
         )
-        loss_sum, correct, total, spikes, n_seen, skipped = 0.0, 0.0, 0, 0.0, 0, 0
+        loss_sum, correct, total, spikes, n_seen, skipped, n_neurons = 0.0, 0.0, 0, 0.0, 0, 0, 0
         for batch, (x, y) in enumerate(bar, start=1):
             self._batch = batch
             x, y = x.to(self.device), y.to(self.device)
             try:
-                loss, spk, pred, target = self.train_batch(x, y)
+                loss, spk, pred, target, n_neurons = self.train_batch(x, y)
             except _SkipBatch:
                 skipped += 1
                 continue
@@ -449,15 +468,10 @@ class Trainer:
                 f"every batch of epoch {self.epoch + 1} ({skipped}) met a non-finite loss or gradient; "
                 f"training stopped (lower train.lr, now {self.config.lr:g})"
             )
-        n_neurons = sum(layer.size for layer in self.model.layers)
-        if isinstance(self.model.readout, SpikingLayer):
-            n_neurons += self.model.config.n_outputs
         self.scheduler.step()
-        metrics = {
-            "train_loss": loss_sum / max(1, n_seen),
-            "train_accuracy": correct / max(1, total),
-            "train_firing_rate": spikes / max(1, n_seen * data.n_steps * n_neurons),
-        }
+        metrics = {"train_loss": loss_sum / max(1, n_seen), "train_accuracy": correct / max(1, total)}
+        if n_neurons:
+            metrics["train_firing_rate"] = spikes / max(1, n_seen * data.n_steps * n_neurons)
         if self.config.on_nonfinite == "skip":
             metrics["skipped_batches"] = skipped
         return metrics
@@ -512,8 +526,9 @@ class Trainer:
                 log(
                     f"epoch {self.epoch:3d}  loss {metrics['train_loss']:.4f}"
                     f"  train acc {metrics['train_accuracy']:.4f}"
-                    f"  val acc {val_metrics['accuracy']:.4f}  rate {val_metrics['firing_rate']:.4f}"
-                    f"  ({metrics['epoch_time_s']:.1f}s)"
+                    f"  val acc {val_metrics['accuracy']:.4f}"
+                    + (f"  rate {val_metrics['firing_rate']:.4f}" if "firing_rate" in val_metrics else "")
+                    + f"  ({metrics['epoch_time_s']:.1f}s)"
                     + (f"  skipped {skipped} non-finite batches" if skipped else "")
                 )
         if self.best_state:
