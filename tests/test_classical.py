@@ -12,7 +12,7 @@ import torch
 from hrsnn.classical import ClassicalConfig, ClassicalRNN, ClassicalState, LayerState
 from hrsnn.errors import ConfigError, DataFormatError
 from hrsnn.io import load_tensors, save_tensors
-from hrsnn.models import SequenceModel, detach_state, load_model, save_model
+from hrsnn.models import SequenceModel, build_model, detach_state, load_model, save_model
 from hrsnn.network import RSNN, LayerConfig, RSNNConfig
 from hrsnn.objectives import make_objective
 from hrsnn.tasks.base import SequenceDataset
@@ -303,3 +303,12 @@ def test_a_file_whose_config_does_not_match_its_tensors_is_refused(tmp_path):
     save_tensors(tmp_path / "other.safetensors", tensors, {"format": "something/2"})
     with pytest.raises(DataFormatError, match=r"not an hrsnn model \(format 'something/2'"):
         load_model(tmp_path / "other.safetensors")
+
+
+def test_build_and_save_refuse_other_kinds(tmp_path):
+    with pytest.raises(ConfigError, match="model='dict': must be an RSNNConfig or a ClassicalConfig"):
+        build_model({"kind": "lstm"})  # type: ignore[arg-type]
+    assert isinstance(build_model(ClassicalConfig("rnn", 1, 1, (2,))), ClassicalRNN)
+    with pytest.raises(ConfigError, match="model='Linear': must be an hrsnn RSNN or ClassicalRNN"):
+        save_model(torch.nn.Linear(2, 2), tmp_path / "x.safetensors")  # type: ignore[arg-type]
+    assert not (tmp_path / "x.safetensors").exists()

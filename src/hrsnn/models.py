@@ -116,10 +116,11 @@ _LOADERS: Mapping[str, Callable[..., SequenceModel]] = MappingProxyType(
 
 def save_model(model: SequenceModel, path: str | Path, *, extra: Mapping[str, Any] | None = None) -> None:
     """Atomically save an RSNN or a classical model (safetensors, config in the metadata, nothing pickled)."""
-    saver = _SAVERS.get(type(model))
-    if saver is None:
-        raise ConfigError("model", type(model).__name__, "must be an hrsnn RSNN or ClassicalRNN")
-    saver(model, path, extra=extra)
+    for kind, saver in _SAVERS.items():
+        if isinstance(model, kind):
+            saver(model, path, extra=extra)
+            return
+    raise ConfigError("model", type(model).__name__, "must be an hrsnn RSNN or ClassicalRNN")
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> SequenceModel:
