@@ -27,8 +27,8 @@ from torch import Tensor, nn
 
 from hrsnn._validate import check_memory, check_seed
 from hrsnn.config import from_dict, to_dict
-from hrsnn.errors import ConfigError, DataFormatError, DataNotFoundError
-from hrsnn.io import load_metadata, load_shapes, load_tensors, save_tensors
+from hrsnn.errors import ConfigError
+from hrsnn.io import load_tensors, read_model_config, save_tensors
 
 ClassicalKind = Literal["lstm", "gru", "rnn"]
 
@@ -235,34 +235,9 @@ def load_classical(path: str | Path, device: str | torch.device = "cpu") -> Clas
             invalid, or its tensors do not match the config (missing, unexpected or of another shape).
         ConfigError: when ``path`` is not a safetensors file, or the network would not fit in memory.
     """
-    if not Path(path).exists():
-        raise DataNotFoundError(f"model file not found: {path}")
-    metadata = load_metadata(path)
-    if metadata.get("format") != CLASSICAL_FORMAT:
-        raise DataFormatError(
-            "model file", str(path), f"is not a classical hrsnn model (format {metadata.get('format')!r})"
-        )
-    if "config" not in metadata:
-        raise DataFormatError("model file", str(path), "has no stored config")
-    try:
-        config = ClassicalConfig.from_dict(json.loads(metadata["config"]))
-    except json.JSONDecodeError as exc:
-        raise DataFormatError("model file", str(path), f"stored config is not valid JSON ({exc})") from None
-    except (ConfigError, TypeError) as exc:
-        raise DataFormatError("model file", str(path), f"stored config is invalid ({exc})") from None
-    expected, found = classical_tensor_shapes(config), load_shapes(path)
-    problems = []
-    if missing := sorted(expected.keys() - found.keys()):
-        problems.append(f"missing tensor(s) {missing}")
-    if unexpected := sorted(found.keys() - expected.keys()):
-        problems.append(f"unexpected tensor(s) {unexpected}")
-    problems += [
-        f"{name} has shape {found[name]}, the config needs {shape}"
-        for name, shape in expected.items()
-        if name in found and found[name] != shape
-    ]
-    if problems:
-        raise DataFormatError("model file", str(path), f"does not match its stored config: {'; '.join(problems)}")
+    config = read_model_config(
+        path, CLASSICAL_FORMAT, ClassicalConfig.from_dict, classical_tensor_shapes, what="a classical hrsnn model"
+    )
     model = ClassicalRNN(config)
     model.load_state_dict(load_tensors(path))
     return model.to(device)

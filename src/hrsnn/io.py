@@ -10,16 +10,16 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, TypeVar
 
 import safetensors
 import safetensors.torch
 import torch
 from safetensors import SafetensorError
 
-from hrsnn.errors import ConfigError
+from hrsnn.errors import ConfigError, DataFormatError, DataNotFoundError
 
 __all__ = [
     "CHECKPOINT_STATE_KEY",
@@ -538,3 +538,58 @@ def unflatten_state_dict(tensors: Mapping[str, torch.Tensor], spec: Mapping[str,
         shown = dict(spec) if isinstance(spec, Mapping) else spec
         raise ConfigError("spec", shown, f"is not a {_FLAT_FORMAT} spec")
     return _decode(spec["tree"], tensors, "$")
+
+
+_C = TypeVar("_C")
+
+
+def read_model_config(
+    path: str | os.PathLike[str],
+    fmt: str,
+    parse: Callable[[Mapping[str, Any]], _C],
+    tensor_shapes: Callable[[_C], Mapping[str, tuple[int, ...]]],
+    *,
+    what: str = "an hrsnn model",
+) -> _C:
+    """The config stored in a model file of format ``fmt``, checked against the file's tensors before any model is
+    built: names and shapes come from the safetensors header, so a crafted config cannot make the caller allocate.
+
+    Args:
+        path: the model file.
+        fmt: the format tag its metadata must hold.
+        parse: config from the stored JSON object (raises ConfigError/TypeError for a bad one).
+        tensor_shapes: the state-dict names and shapes a config implies.
+        what: how to name the expected kind of file in messages.
+
+    Raises:
+        DataNotFoundError: when ``path`` does not exist.
+        DataFormatError: naming the file when it is not of ``fmt``, its config is unreadable or invalid, or its
+            tensors do not match the config (missing, unexpected or of another shape).
+    """
+    if not Path(path).exists():
+        raise DataNotFoundError(f"model file not found: {path}")
+    metadata = load_metadata(path)
+    if metadata.get("format") != fmt:
+        raise DataFormatError("model file", str(path), f"is not {what} (format {metadata.get('format')!r})")
+    if "config" not in metadata:
+        raise DataFormatError("model file", str(path), "has no stored config")
+    try:
+        config = parse(json.loads(metadata["config"]))
+    except json.JSONDecodeError as exc:
+        raise DataFormatError("model file", str(path), f"stored config is not valid JSON ({exc})") from None
+    except (ConfigError, TypeError) as exc:
+        raise DataFormatError("model file", str(path), f"stored config is invalid ({exc})") from None
+    expected, found = tensor_shapes(config), load_shapes(path)
+    problems = []
+    if missing := sorted(expected.keys() - found.keys()):
+        problems.append(f"missing tensor(s) {missing}")
+    if unexpected := sorted(found.keys() - expected.keys()):
+        problems.append(f"unexpected tensor(s) {unexpected}")
+    problems += [
+        f"{name} has shape {found[name]}, the config needs {shape}"
+        for name, shape in expected.items()
+        if name in found and found[name] != shape
+    ]
+    if problems:
+        raise DataFormatError("model file", str(path), f"does not match its stored config: {'; '.join(problems)}")
+    return config

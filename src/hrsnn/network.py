@@ -25,9 +25,9 @@ from torch import Tensor, nn
 from hrsnn._validate import check_rsnn_memory, check_seed, rsnn_tensor_shapes
 from hrsnn.config import from_dict, to_dict
 from hrsnn.connectivity import ConnectivitySpec, synapse_count
-from hrsnn.errors import ConfigError, DataFormatError, DataNotFoundError
+from hrsnn.errors import ConfigError
 from hrsnn.fused import alif_sequence
-from hrsnn.io import load_metadata, load_shapes, load_tensors, save_tensors
+from hrsnn.io import load_tensors, read_model_config, save_tensors
 from hrsnn.neurons import ALIFState, TimeConstants, alif_step, lif_hard_reset_step, make_parametrization
 from hrsnn.surrogates import Surrogate, make_surrogate
 from hrsnn.timescales import Clustered, sampler_from_dict
@@ -529,32 +529,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> RSNN:
             its tensors do not match the config (missing, unexpected or of another shape).
         ConfigError: when ``path`` is not a safetensors file, or the network would not fit in memory.
     """
-    if not Path(path).exists():
-        raise DataNotFoundError(f"model file not found: {path}")
-    metadata = load_metadata(path)
-    if metadata.get("format") != MODEL_FORMAT:
-        raise DataFormatError("model file", str(path), f"is not an hrsnn model (format {metadata.get('format')!r})")
-    if "config" not in metadata:
-        raise DataFormatError("model file", str(path), "has no stored config")
-    try:
-        config = RSNNConfig.from_dict(json.loads(metadata["config"]))
-    except json.JSONDecodeError as exc:
-        raise DataFormatError("model file", str(path), f"stored config is not valid JSON ({exc})") from None
-    except (ConfigError, TypeError) as exc:
-        raise DataFormatError("model file", str(path), f"stored config is invalid ({exc})") from None
-    expected, found = rsnn_tensor_shapes(config), load_shapes(path)
-    problems = []
-    if missing := sorted(expected.keys() - found.keys()):
-        problems.append(f"missing tensor(s) {missing}")
-    if extra := sorted(found.keys() - expected.keys()):
-        problems.append(f"unexpected tensor(s) {extra}")
-    problems += [
-        f"{name} has shape {found[name]}, the config needs {shape}"
-        for name, shape in expected.items()
-        if name in found and found[name] != shape
-    ]
-    if problems:
-        raise DataFormatError("model file", str(path), f"does not match its stored config: {'; '.join(problems)}")
+    config = read_model_config(path, MODEL_FORMAT, RSNNConfig.from_dict, rsnn_tensor_shapes)
     model = RSNN(config)
     model.load_state_dict(load_tensors(path))
     return model.to(device)
