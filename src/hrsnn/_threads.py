@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from hrsnn.classical import ClassicalRNN
+
 if TYPE_CHECKING:
     from hrsnn.network import RSNN
 
@@ -36,9 +38,13 @@ def single_threaded() -> Iterator[None]:
         yield
 
 
-def auto_threads(model: RSNN) -> int:
+def auto_threads(model: RSNN | ClassicalRNN) -> int:
     """Intra-op threads for running ``model``: 1 when its largest layer has fewer than :data:`SMALL_LAYER` neurons
-    (thread synchronisation then costs more than it gains: ``hrsnn lyapunov`` on 200 neurons took 86 s with the
-    default threads and 6 s with one, on a busy 2-core machine), else torch's present setting."""
-    largest = max(layer.size for layer in model.layers)
+    (or hidden units, for a classical RNN) (thread synchronisation then costs more than it gains: ``hrsnn lyapunov``
+    on 200 neurons took 86 s with the default threads and 6 s with one, on a busy 2-core machine; an LSTM epoch was
+    25–75× slower on two threads), else torch's present setting."""
+    if isinstance(model, ClassicalRNN):
+        largest = max(model.config.hidden_sizes)
+    else:
+        largest = max(layer.size for layer in model.layers)
     return 1 if largest < SMALL_LAYER else max(1, torch.get_num_threads())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from numbers import Integral, Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,6 +144,17 @@ def check_tensor(field: str, x: Any, dim: int | tuple[int, ...] | None = None, *
     if finite:
         _check_finite_entries(field, x)
     return x
+
+
+def nonfinite_counts(named: Iterable[tuple[str, Tensor]]) -> list[tuple[str, int, int]]:
+    """``(name, #NaN, #inf)`` of every floating-point tensor holding a non-finite value, in the given order (empty
+    when all are finite, found with a single device synchronisation)."""
+    floats = [(name, t) for name, t in named if torch.is_floating_point(t)]
+    if not floats or bool(torch.stack([t.isfinite().all() for _, t in floats]).all()):
+        return []
+    return [
+        (name, int(t.isnan().sum()), int(t.isinf().sum())) for name, t in floats if not bool(t.isfinite().all())
+    ]
 
 
 def _check_finite_entries(field: str, x: Tensor) -> None:

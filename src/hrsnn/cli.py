@@ -373,6 +373,7 @@ def _add_lyapunov_parser(subparsers: argparse._SubParsersAction[argparse.Argumen
     out.add_argument("--plot", help="write a PNG of the spectrum and of λ_max over time to this path")
     p.set_defaults(func=_lazy("hrsnn.dynamics.cli", "cmd_lyapunov"))
 
+
 def _add_lnp_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``hrsnn lnp`` (handler :func:`hrsnn.experiments.lnp.cmd_lnp`)."""
     p = subparsers.add_parser(
@@ -400,6 +401,7 @@ def _add_lnp_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_lazy("hrsnn.experiments.lnp", "cmd_lnp"))
+
 
 def _add_energy_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``hrsnn energy`` (handler :func:`hrsnn.experiments.energy.cmd_energy`)."""

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from hrsnn._validate import nonfinite_counts
 from hrsnn.errors import ConfigError, NonFiniteError
 from hrsnn.io import (
     CHECKPOINT_STATE_KEY,
@@ -310,18 +311,6 @@ class _SkipBatch(Exception):
     """Internal: the current batch met a non-finite value and ``on_nonfinite="skip"`` drops it."""
 
 
-def _first_nonfinite(named: list[tuple[str, Tensor]]) -> tuple[str, int, int] | None:
-    """(name, #NaN, #inf) of the first tensor holding a non-finite value, or None when all are finite."""
-    if not named:
-        return None
-    if bool(torch.stack([t.isfinite().all() for _, t in named]).all()):
-        return None  # one device sync for the common case
-    for name, t in named:
-        if not bool(t.isfinite().all()):
-            return name, int(t.isnan().sum()), int(t.isinf().sum())
-    return None
-
-
 class Trainer:
     """Trains a model (:class:`hrsnn.models.SequenceModel`: an RSNN or a classical RNN) by (truncated) BPTT and
     selects the epoch with the best validation accuracy.
@@ -422,16 +411,16 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         named = list(self.model.named_parameters())
-        bad = _first_nonfinite([(n, p.grad) for n, p in named if p.grad is not None])
-        if bad is not None:
-            self._nonfinite(f"non-finite gradient of {bad[0]} ({bad[1]} NaN, {bad[2]} inf)")
+        bad = nonfinite_counts((n, p.grad) for n, p in named if p.grad is not None)
+        if bad:
+            self._nonfinite("non-finite gradient of {} ({} NaN, {} inf)".format(*bad[0]))
         if self.config.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        bad = _first_nonfinite([(n, p.detach()) for n, p in named])
-        if bad is not None:
+        bad = nonfinite_counts((n, p.detach()) for n, p in named)
+        if bad:
             self._nonfinite(
-                f"parameter {bad[0]} became non-finite ({bad[1]} NaN, {bad[2]} inf) after the optimiser step",
+                "parameter {} became non-finite ({} NaN, {} inf) after the optimiser step".format(*bad[0]),
                 skippable=False,
             )
 

@@ -19,7 +19,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from hrsnn._threads import auto_threads
-from hrsnn._validate import check_rsnn_memory, check_seed
+from hrsnn._validate import check_rsnn_memory, check_seed, nonfinite_counts
 from hrsnn.connectivity import ConnectivitySpec
 from hrsnn.dynamics.lyapunov import Linearization, LyapunovConfig, LyapunovResult, TangentSystem
 from hrsnn.dynamics.snn import DriveConfig, rsnn_lyapunov
@@ -61,12 +61,7 @@ def _generated_model(args: argparse.Namespace) -> RSNN:
 
 def _check_finite(model: RSNN, path: Path) -> None:
     """Refuse a model with NaN or infinite values, naming each such tensor and its counts."""
-    bad = []
-    for name, tensor in model.state_dict().items():
-        if torch.is_floating_point(tensor):
-            n_nan, n_inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
-            if n_nan or n_inf:
-                bad.append(f"{name}: {n_nan} NaN, {n_inf} inf")
+    bad = [f"{name}: {n_nan} NaN, {n_inf} inf" for name, n_nan, n_inf in nonfinite_counts(model.state_dict().items())]
     if bad:
         raise ConfigError("--model", str(path), f"the model holds non-finite values ({'; '.join(bad)})")
 

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import torch
 
-from hrsnn._threads import SMALL_LAYER, auto_threads
+from hrsnn._threads import auto_threads
 from hrsnn._validate import check_run_seed
 from hrsnn.classical import ClassicalConfig, ClassicalRNN
 from hrsnn.config import deep_update, from_dict, to_dict
@@ -373,14 +373,6 @@ def _size_metrics(model: RSNN | ClassicalRNN) -> dict[str, int]:
     return {"neurons": sum(model.n_neurons().values()), "synapses": sum(model.synapse_counts().values())}
 
 
-def _default_threads(model: RSNN | ClassicalRNN) -> int:
-    """Intra-op threads when the config sets none: :func:`hrsnn._threads.auto_threads`'s rule (one thread below
-    :data:`hrsnn._threads.SMALL_LAYER` units in the largest layer), for either kind of model."""
-    if isinstance(model, ClassicalRNN):
-        return 1 if max(model.config.hidden_sizes) < SMALL_LAYER else max(1, torch.get_num_threads())
-    return auto_threads(model)
-
-
 def _train_and_test(
     config: ExperimentConfig,
     model: RSNN | ClassicalRNN,
@@ -394,7 +386,7 @@ def _train_and_test(
     resume: bool,
 ) -> RunResult:
     """The body of :func:`run_experiment` once its run is recorded (every failure here is recorded too)."""
-    torch.set_num_threads(config.threads or _default_threads(model))
+    torch.set_num_threads(config.threads or auto_threads(model))
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = run_dir / "checkpoint.safetensors"
     trainer = Trainer(
