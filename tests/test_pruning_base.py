@@ -184,3 +184,12 @@ def test_bptt_fine_tuning_of_a_shrunk_network_learns_and_keeps_its_mask():
     assert evaluate(model, data, objective)["loss"] < 0.7 * before
     assert torch.equal(model.layers[0].mask, mask)
     assert (model.layers[0].effective_recurrent_weight()[~mask] == 0).all()
+
+
+def test_history_entry_details_round_trip_and_old_files() -> None:
+    entry = PruneHistoryEntry(2, 10, 40, details={"spearman": 0.5, "count": 3})
+    data = entry.to_dict()
+    assert data["details"] == {"spearman": 0.5, "count": 3.0}
+    assert PruneHistoryEntry.from_dict(data) == entry
+    old = {k: v for k, v in data.items() if k != "details"}
+    assert dict(PruneHistoryEntry.from_dict(old).details) == {}

@@ -64,6 +64,7 @@ class PruneHistoryEntry:
         mean_ipr: mean inverse participation ratio of the eigenvectors, when measured.
         seconds: wall-clock time of the iteration.
         note: free text (what was done, why the run stopped).
+        details: named measurements of the iteration (e.g. a step's diagnostics), name -> number.
     """
 
     iteration: int
@@ -73,14 +74,18 @@ class PruneHistoryEntry:
     mean_ipr: float | None = None
     seconds: float = 0.0
     note: str = ""
+    details: Mapping[str, float] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "details", MappingProxyType({str(k): float(v) for k, v in self.details.items()}))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
-        return dataclasses.asdict(self)
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)} | {"details": dict(self.details)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PruneHistoryEntry:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (``details`` may be absent: files written before it existed)."""
         return cls(**dict(data))
 
 
