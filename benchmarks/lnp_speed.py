@@ -4,7 +4,7 @@
 Target: the full LNP run on N = 1000 in under 5 minutes on 2 CPU cores. The network and the LNP wiring are those
 of ``hrsnn lnp`` (:mod:`hrsnn.experiments.lnp`): soft-reset LIF, gamma τ (k = 3, mean 20), small world k = 20,
 balanced Dale weights at ρ(W) = 10, Poisson probe drive; node FTLEs (horizon 20, 3 windows, 256-column blocks),
-λ_max over 200 steps, step 4 = 8 TPE trials on the top-5 spectrum objective, Gershgorin scale, igraph betweenness,
+λ_max over 200 steps, step 4 = 8 TPE trials on the top-5 spectrum objective, "edge" scale of step 1, igraph betweenness,
 4 % of neurons per iteration until half are gone. Prints the configuration, the cost of each callback on the dense
 network, then one line per LNP iteration and the total.
 

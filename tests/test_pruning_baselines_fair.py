@@ -257,3 +257,14 @@ def test_imp_explicit_schedule_from_a_pretrained_network():
         iterative_magnitude_prune(model, 0, 4, 9, train_fn=train, rounds=2, schedule=[(7, 30), (5, 9)])
     with pytest.raises(ConfigError, match=r"schedule\[1\]"):
         iterative_magnitude_prune(model, 0, 4, 9, train_fn=train, rounds=2, schedule=[(7, 30), (8, 9)])
+
+
+def test_allow_fewer_synapses_keeps_all_instead_of_raising():
+    model = _model(5)
+    set_mask(model, 0, _W5 != 0, _W5)
+    with pytest.raises(ConfigError, match="n_synapses"):
+        global_magnitude_prune(model, 0, 3, 5)
+    fewer = global_magnitude_prune(model, 0, 3, 5, allow_fewer_synapses=True)
+    assert _synapses(fewer.model) == 4  # every synapse among neurons 0, 1, 2
+    with pytest.raises(ConfigError, match="allow_fewer_synapses"):
+        global_magnitude_prune(model, 0, 3, 4, allow_fewer_synapses="yes")

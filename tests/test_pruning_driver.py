@@ -12,6 +12,7 @@ from hrsnn.errors import ConfigError
 from hrsnn.network import RSNN, LayerConfig, NeuronConfig, RSNNConfig
 from hrsnn.pruning import LNPConfig, lnp_prune
 from hrsnn.pruning import lnp as lnp_module
+from hrsnn.stats import Estimate
 
 
 def _model(n: int = 30, seed: int = 0) -> RSNN:
@@ -28,8 +29,13 @@ def _exponents(model: RSNN) -> torch.Tensor:
     return -1.0 / layer.tau_m.tau.detach() + 0.01 * drive
 
 
-def _stable(model: RSNN) -> float:
-    return -0.05
+def _stable(model: RSNN) -> Estimate:
+    return Estimate(-0.05, 0.002, 4)
+
+
+def _gains(model: RSNN) -> torch.Tensor:
+    """Cheap stand-in for the driven gains φ'(h_i) of step 1's rate model: positive, different per neuron."""
+    return 0.05 * model.layers[0].tau_m.tau.detach() / 20.0
 
 
 FAST = dict(betweenness_backend="brandes", bo_sampler="tpe", bo_startup=2, bo_trials=4, keep_fraction=0.9, q_node=0.05)
@@ -38,7 +44,7 @@ FAST = dict(betweenness_backend="brandes", bo_sampler="tpe", bo_startup=2, bo_tr
 def _run(config, seed=0, **kw):
     return lnp_prune(
         _model(), config, exponents_fn=_exponents, lambda_max_fn=_stable,
-        generator=torch.Generator().manual_seed(seed), progress=False, **kw,
+        gains_fn=_gains, generator=torch.Generator().manual_seed(seed), progress=False, **kw,
     )  # fmt: skip
 
 
@@ -47,7 +53,7 @@ def test_driver_history_and_surviving_neurons():
     before = model.layers[0].weight_rec.detach().clone()
     result = lnp_prune(
         model, LNPConfig(k_max=3, **FAST), exponents_fn=_exponents, lambda_max_fn=_stable,
-        generator=torch.Generator().manual_seed(0), progress=False,
+        gains_fn=_gains, generator=torch.Generator().manual_seed(0), progress=False,
     )  # fmt: skip
     assert torch.equal(model.layers[0].weight_rec.detach(), before)  # the input model is untouched
     history = result.history
@@ -61,7 +67,9 @@ def test_driver_history_and_surviving_neurons():
         result.model.layers[0].input.weight, model.layers[0].input.weight[result.kept_neurons], rtol=0, atol=0
     )
     assert all(e.lambda_max == -0.05 and e.mean_ipr is not None for e in history)
-    assert "tau ~ Gamma" in history[1].note
+    # λ_max is a constant here, so no BO trial beats the current τ beyond noise: τ stays
+    assert "tau kept" in history[1].note and history[1].details["bo_moved"] == 0.0
+    assert history[1].details["bo_spread"] == 0.0 and history[1].details["lambda_max_sem"] == 0.002
 
 
 def test_driver_is_reproducible_for_a_seed():
@@ -73,7 +81,7 @@ def test_driver_is_reproducible_for_a_seed():
 
 
 def test_unstable_iteration_is_reverted_and_stops():
-    values = iter([-0.1, -0.1, 0.3])
+    values = iter([Estimate(-0.1, 0.01, 4), Estimate(-0.1, 0.01, 4), Estimate(0.3, 0.01, 4)])
 
     def lambda_max(model):
         return next(values)
@@ -81,11 +89,13 @@ def test_unstable_iteration_is_reverted_and_stops():
     config = LNPConfig(k_max=5, tune_timescales=False, **{k: v for k, v in FAST.items() if not k.startswith("bo")})
     result = lnp_prune(
         _model(), config, exponents_fn=_exponents, lambda_max_fn=lambda_max,
-        generator=torch.Generator().manual_seed(0), progress=False,
+        gains_fn=_gains, generator=torch.Generator().manual_seed(0), progress=False,
     )  # fmt: skip
     one = _run(LNPConfig(k_max=1, tune_timescales=False, **{k: v for k, v in FAST.items() if not k.startswith("bo")}))
     assert [e.iteration for e in result.history] == [0, 1, 2]
-    assert "reverted" in result.history[2].note
+    assert "reverted" in result.history[2].note and "0.3 ± 0.01 over 4" in result.history[2].note
+    rejected = {"rejected_lambda_max": 0.3, "rejected_lambda_max_sem": 0.01, "rejected_lambda_max_n": 4}
+    assert result.history[2].details == rejected
     assert result.history[2].neurons == result.history[1].neurons
     assert torch.equal(result.model.layers[0].mask, one.model.layers[0].mask)
 
@@ -117,7 +127,7 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     with pytest.raises(ConfigError) as info:
         lnp_prune(
             _model(n=20), LNPConfig(k_max=6, **FAST), exponents_fn=_exponents, lambda_max_fn=_stable,
-            generator=torch.Generator(), checkpoint_path=path, progress=False,
+            gains_fn=_gains, generator=torch.Generator(), checkpoint_path=path, progress=False,
         )  # fmt: skip
     assert info.value.field == "checkpoint_path"
 
@@ -131,7 +141,7 @@ def test_custom_timescale_objective_and_spectrum_objective():
         return (float(tau.mean()) - 25.0) ** 2
 
     result = _run(LNPConfig(k_max=1, **FAST), timescale_objective=objective)
-    assert len(seen) == 4
+    assert len(seen) == 1 + 4  # the current τ, then one per BO trial
     assert abs(float(result.model.layers[0].tau_m.tau.detach().mean()) - 25.0) == pytest.approx(
         min(abs(m - 25.0) for m in seen), abs=1e-4
     )
@@ -142,7 +152,7 @@ def test_custom_timescale_objective_and_spectrum_objective():
         return torch.tensor([-0.01, -0.02, -0.03])
 
     _run(LNPConfig(k_max=1, **FAST), spectrum_fn=spectrum)
-    assert spectra[0] == 30 and len(spectra) == 1 + 4  # the dense reference, then one per BO trial
+    assert spectra[0] == 30 and len(spectra) == 1 + 1 + 4  # the dense reference, the current τ, one per BO trial
 
 
 def test_bad_callables_and_config_are_rejected():
@@ -152,9 +162,15 @@ def test_bad_callables_and_config_are_rejected():
     with pytest.raises(ConfigError) as info:
         lnp_prune(
             _model(), LNPConfig(k_max=1, **FAST), exponents_fn=lambda m: torch.zeros(3), lambda_max_fn=_stable,
-            generator=torch.Generator(), progress=False,
+            gains_fn=_gains, generator=torch.Generator(), progress=False,
         )  # fmt: skip
     assert info.value.field == "exponents_fn"
+    with pytest.raises(ConfigError) as info:  # λ_max must come with its noise: a bare float is refused
+        lnp_prune(
+            _model(), LNPConfig(k_max=1, **FAST), exponents_fn=_exponents, lambda_max_fn=lambda m: -0.05,
+            gains_fn=_gains, generator=torch.Generator(), progress=False,
+        )  # fmt: skip
+    assert info.value.field == "lambda_max_fn" and "Estimate" in info.value.reason
 
 
 def _bar_totals(monkeypatch) -> list[tuple[float | None, int]]:
@@ -182,14 +198,14 @@ def test_progress_bar_total_is_the_iterations_the_stopping_rules_allow(monkeypat
     config = LNPConfig(k_max=100, target_neuron_sparsity=0.2, tune_timescales=False, **plain)
     result = lnp_prune(
         _model(), config, exponents_fn=_exponents, lambda_max_fn=_stable,
-        generator=torch.Generator().manual_seed(0), progress=True,
+        gains_fn=_gains, generator=torch.Generator().manual_seed(0), progress=True,
     )  # fmt: skip
     run = len(result.history) - 1
     assert seen == [(3, 0), (run, run)] and 1 <= run <= 3
     seen.clear()
-    values = iter([-0.1, 0.3])  # the first iteration is unstable: reverted, the run stops after 1 of k_max = 5
+    values = iter([Estimate(-0.1, 0.01, 4), Estimate(0.3, 0.01, 4)])  # iteration 1 is unstable: reverted, stop
     lnp_prune(
-        _model(), LNPConfig(k_max=5, tune_timescales=False, **plain), exponents_fn=_exponents,
+        _model(), LNPConfig(k_max=5, tune_timescales=False, **plain), exponents_fn=_exponents, gains_fn=_gains,
         lambda_max_fn=lambda model: next(values), generator=torch.Generator().manual_seed(0), progress=True,
     )  # fmt: skip
     assert seen == [(5, 0), (1, 1)]
@@ -208,7 +224,7 @@ def test_nan_in_masked_entries_changes_nothing():
     def run(model: RSNN):
         return lnp_prune(
             model, LNPConfig(k_max=2, **FAST), exponents_fn=exponents, lambda_max_fn=_stable,
-            generator=torch.Generator().manual_seed(0), progress=False,
+            gains_fn=_gains, generator=torch.Generator().manual_seed(0), progress=False,
         )  # fmt: skip
 
     clean, poisoned = _model(), _model()

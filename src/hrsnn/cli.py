@@ -30,7 +30,7 @@ LYAPUNOV_METHODS = ("exact", "rate", "surrogate")
 LYAPUNOV_DRIVES = ("constant", "gaussian", "poisson", "zeros")
 """Input kinds (the keys of :data:`hrsnn.dynamics.snn.DRIVES`)."""
 
-LNP_TASKS = ("digits", "lorenz", "rossler")
+LNP_TASKS = ("digits", "lorenz", "mackey_glass", "rossler")
 """Tasks of the LNP experiment (the keys of :data:`hrsnn.experiments.lnp.TASKS`)."""
 
 DEFAULT_TAU_M = '{"dist": "gamma", "shape": 3.0, "scale": 6.0, "floor": 2.0}'
@@ -391,10 +391,17 @@ def _add_lnp_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     )
     p.add_argument("--out", help="artifact folder (default: the runs folder beside the store)")
     p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="sparsity sweep: LNP against random, magnitude, AP and IMP pruning at equal counts, paired over seeds",
+    )
+    p.add_argument("--sparsities", help="with --sweep: comma-separated neuron sparsities (default 0.3,0.5,0.7,0.9)")
+    p.add_argument("--baselines", help="with --sweep: comma-separated baselines (default: all)")
+    p.add_argument(
         "--resume",
         type=int,
         metavar="RUN_ID",
-        help="continue a killed, interrupted or failed LNP run from its per-iteration checkpoints",
+        help="continue a killed, interrupted or failed LNP run or sweep from its checkpoints",
     )
     p.add_argument("--threads", type=int, help="torch intra-op threads (default 1)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. lnp.q_node=0.02")

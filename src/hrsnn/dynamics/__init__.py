@@ -4,6 +4,8 @@
   ODE, per-node finite-time exponents, the Kaplan–Yorke dimension.
 * :mod:`hrsnn.dynamics.snn` — the RSNN as a map (state vector, three readings of the spike discontinuity:
   surrogate-smoothed, almost-everywhere exact, fitted rate model), drives, one-call :func:`rsnn_lyapunov`.
+* :mod:`hrsnn.dynamics.divergence` — surrogate-free stability of the spiking network: divergence of ε-perturbed
+  copies (rate with SEM, spike-train distance), λ_max with SEM over initial conditions, the edge-of-chaos sweep.
 * :mod:`hrsnn.dynamics.noise` — stationary covariance from the continuous Lyapunov equation, the difference matrix
   Δ of LNP, stability rescaling, inverse participation ratios of eigenvectors.
 * :mod:`hrsnn.dynamics.plots` — spectrum and λ_max-over-time figure (needs matplotlib).
@@ -12,6 +14,14 @@
 
 from __future__ import annotations
 
+from hrsnn.dynamics.divergence import (
+    RESOLVING_SEMS,
+    DivergenceResult,
+    EdgeOfChaosResult,
+    edge_of_chaos,
+    largest_lyapunov_estimate,
+    perturbation_divergence,
+)
 from hrsnn.dynamics.lyapunov import (
     INTEGRATORS,
     TANGENT_MODES,
@@ -55,6 +65,7 @@ from hrsnn.dynamics.snn import (
     SigmoidGain,
     SpikingMap,
     ZeroSurrogate,
+    driven_gains,
     fit_rate_map,
     fit_sigmoid_gain,
     rsnn_lyapunov,
@@ -66,9 +77,12 @@ __all__ = [
     "INTEGRATORS",
     "LOCALIZATION_OPERATORS",
     "METHODS",
+    "RESOLVING_SEMS",
     "STABILIZERS",
     "TANGENT_MODES",
+    "DivergenceResult",
     "DriveConfig",
+    "EdgeOfChaosResult",
     "FTLEConfig",
     "Linearization",
     "Localization",
@@ -83,6 +97,8 @@ __all__ = [
     "TangentSystem",
     "ZeroSurrogate",
     "difference_matrix",
+    "driven_gains",
+    "edge_of_chaos",
     "eigenvector_localization",
     "euler_step",
     "fit_rate_map",
@@ -91,6 +107,7 @@ __all__ = [
     "heun_step",
     "inverse_participation_ratio",
     "kaplan_yorke_dimension",
+    "largest_lyapunov_estimate",
     "linear_noise_analysis",
     "localization_eigenpairs",
     "lyapunov_spectrum",
@@ -98,6 +115,7 @@ __all__ = [
     "node_exponents_by_index",
     "node_ftle",
     "ode_system",
+    "perturbation_divergence",
     "plot_lyapunov",
     "rk4_step",
     "rsnn_lyapunov",

@@ -100,6 +100,7 @@ __all__ = [
     "SigmoidGain",
     "SpikingMap",
     "ZeroSurrogate",
+    "driven_gains",
     "fit_rate_map",
     "fit_sigmoid_gain",
     "rsnn_lyapunov",
@@ -777,17 +778,18 @@ class RateMap(_DrivenNetwork):
         return x, _RateLinearization(self._recurrents, self._params, gains)
 
 
-def fit_rate_map(spiking: SpikingMap, x0: Tensor, n_probe: int) -> tuple[RateMap, Tensor]:
-    """Fit the rate model to a spiking network under its drive.
+class _Probed(NamedTuple):
+    gains: tuple[SigmoidGain, ...]
+    rates: tuple[Tensor, ...]
+    currents: tuple[Tensor, ...]
 
-    Runs ``spiking`` from ``x0`` for ``n_probe`` steps, measures each neuron's rate and mean current
-    (:meth:`SpikingMap.probe`), fits one :class:`SigmoidGain` per layer (:func:`fit_sigmoid_gain`) and returns
-    the rate map (same model and drive) with initial rates: the measured rates, repeated for each row of ``x0``.
-    """
+
+def _probe_and_fit(spiking: SpikingMap, x0: Tensor, t0: int, n_probe: int) -> _Probed:
+    """Probe steps t0 .. t0 + n_probe − 1 from ``x0`` and fit one :class:`SigmoidGain` per layer."""
     if not isinstance(spiking, SpikingMap):
         raise ConfigError("spiking", type(spiking).__name__, "must be a SpikingMap")
     check_int("n_probe", n_probe, 1)
-    _, rates, currents = spiking.probe(x0, 0, n_probe)
+    _, rates, currents = spiking.probe(x0, t0, n_probe)
     gains = []
     for i, (r, h) in enumerate(zip(rates, currents, strict=True)):
         if float(r.max()) <= 0.0:
@@ -795,9 +797,53 @@ def fit_rate_map(spiking: SpikingMap, x0: Tensor, n_probe: int) -> tuple[RateMap
                 "drive", f"layer {i} silent", f"no spikes in {n_probe} probe steps; the rate model needs activity"
             )
         gains.append(fit_sigmoid_gain(h, r))
+    return _Probed(tuple(gains), rates, currents)
+
+
+def fit_rate_map(spiking: SpikingMap, x0: Tensor, n_probe: int) -> tuple[RateMap, Tensor]:
+    """Fit the rate model to a spiking network under its drive.
+
+    Runs ``spiking`` from ``x0`` for ``n_probe`` steps, measures each neuron's rate and mean current
+    (:meth:`SpikingMap.probe`), fits one :class:`SigmoidGain` per layer (:func:`fit_sigmoid_gain`) and returns
+    the rate map (same model and drive) with initial rates: the measured rates, repeated for each row of ``x0``.
+    """
+    gains, rates, _ = _probe_and_fit(spiking, x0, 0, n_probe)
     rate_map = RateMap(spiking.model, spiking.inputs, gains)
     r0 = torch.cat(rates)[None].expand(x0.shape[0], -1).clone()
     return rate_map, r0
+
+
+def driven_gains(
+    spiking: SpikingMap, x0: Tensor, n_probe: int, *, transient: int = 0, layer: int | None = None
+) -> Tensor:
+    """Each neuron's gain at the network's driven operating point: :math:`\\phi'(h_i)`, float64.
+
+    Runs ``spiking`` from ``x0`` for ``transient`` steps (discarded), then probes ``n_probe`` steps: each neuron's
+    rate :math:`r_i` and mean current :math:`h_i` (:meth:`SpikingMap.probe`, averaged over steps and the batch).
+    Per layer, :func:`fit_sigmoid_gain` fits :math:`\\phi(h) = r_{max}\\sigma(a(h - h_0))` to the pairs
+    :math:`(h_i, r_i)`, and neuron i's gain is the fitted slope at its own mean current,
+    :math:`\\phi'(h_i) = a\\,\\phi(h_i)(1 - \\phi(h_i)/r_{max})` (spikes per step per unit current): the
+    :math:`\\mathrm{diag}(\\phi')` of the rate model's Jacobian (module docstring, "rate") at the mean state.
+
+    Args:
+        spiking: the spiking network and its drive (which must hold ``transient + n_probe`` steps).
+        x0: initial states (B, dim).
+        n_probe: probe steps, >= 1.
+        transient: steps run before the probe.
+        layer: return this layer's gains only; None: every layer's, concatenated in order.
+
+    Raises:
+        ConfigError: ``drive`` when a layer does not spike during the probe (no gain can be fitted).
+    """
+    check_int("transient", transient, 0)
+    if not isinstance(spiking, SpikingMap):
+        raise ConfigError("spiking", type(spiking).__name__, "must be a SpikingMap")
+    layers = range(len(spiking.model.layers)) if layer is None else [layer]
+    if layer is not None and not (isinstance(layer, int) and 0 <= layer < len(spiking.model.layers)):
+        raise ConfigError("layer", layer, f"must be an index in [0, {len(spiking.model.layers)})")
+    x = spiking.advance(x0, 0, transient)
+    gains, _, currents = _probe_and_fit(spiking, x, transient, n_probe)
+    return torch.cat([gains[i].derivative(currents[i]) for i in layers])
 
 
 # --------------------------------------------------------------------------------------------------

@@ -63,7 +63,15 @@ from torch import Tensor, nn
 from hrsnn._validate import check_run_seed
 from hrsnn.config import deep_update, from_dict, parse_overrides, read_config_file, to_dict
 from hrsnn.connectivity import ConnectivitySpec, scale_to_spectral_radius, spectral_radius
-from hrsnn.dynamics import DriveConfig, FTLEConfig, LyapunovConfig, SpikingMap, node_ftle, rsnn_lyapunov
+from hrsnn.dynamics import (
+    DriveConfig,
+    FTLEConfig,
+    LyapunovConfig,
+    SpikingMap,
+    driven_gains,
+    node_ftle,
+    rsnn_lyapunov,
+)
 from hrsnn.errors import ConfigError, MissingDependencyError
 from hrsnn.experiments.store import RunStore, environment_info
 from hrsnn.metrics import measure_efficiency
@@ -82,7 +90,15 @@ from hrsnn.pruning import (
 )
 from hrsnn.pruning.lnp import stability_objective
 from hrsnn.readout import ReadoutFitConfig, fit_readout
-from hrsnn.tasks import RegressionDataset, SequenceDataset, load_digits_sequence, load_lorenz, load_rossler
+from hrsnn.stats import Estimate
+from hrsnn.tasks import (
+    RegressionDataset,
+    SequenceDataset,
+    load_digits_sequence,
+    load_lorenz,
+    load_mackey_glass,
+    load_rossler,
+)
 from hrsnn.timescales import sampler_from_dict
 from hrsnn.training import TrainConfig, Trainer
 
@@ -113,6 +129,7 @@ __all__ = [
     "largest_exponent",
     "load_task",
     "node_exponents",
+    "node_gains",
     "plot_lnp_history",
     "plot_spectra",
     "probe_drive",
@@ -175,6 +192,13 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             MappingProxyType({"encoding": "population", "n_fields": 20}),
             MappingProxyType({"skip": 20}),
         ),
+        "mackey_glass": TaskSpec(
+            load_mackey_glass,
+            "regression",
+            "nrmse",
+            MappingProxyType({"encoding": "population", "n_fields": 20}),
+            MappingProxyType({"skip": 20}),
+        ),
         "digits": TaskSpec(
             load_digits_sequence,
             "classification",
@@ -187,6 +211,7 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
 )
 """Read-only map from task name to its :class:`TaskSpec`. Lorenz/Rössler: one-step-ahead prediction of the
 standardised state from a 20-field Gaussian population code per variable (spec §1.5, analog activations);
+Mackey–Glass: the same for the 1-D series (τ = 17, sampled every time unit);
 digits: sklearn's 8×8 digits, one image row per input step held for 5 steps (40 steps)."""
 
 
@@ -196,7 +221,6 @@ LNP_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
         "q_node": 0.04,
         "target_neuron_sparsity": 0.5,
-        "scale_method": "gershgorin",
         "betweenness_backend": "igraph",
         "bo_sampler": "tpe",
         "bo_startup": 3,
@@ -207,10 +231,12 @@ LNP_DEFAULTS: Mapping[str, Any] = MappingProxyType(
 )
 """LNP settings of this experiment, under ``config.lnp`` (fields of :class:`hrsnn.pruning.LNPConfig`). Chosen for
 speed (``benchmarks/lnp_speed.py``): 4 % of neurons per iteration until half are gone (≈ 17 iterations instead of
-the spec's 57 at 1 %), closed-form (Gershgorin) stabilising scale instead of eigenvalue bracketing, igraph
-betweenness, and 8 TPE trials (3 random) of step 4 instead of 20 GP trials. Step 4's box is the dense gamma's
-shape and mean halved and doubled (k ∈ [1.5, 6], μ ∈ [10, 40]) instead of the spec's k ∈ [1, 10], μ ∈ [2, 100]:
-with the wide box and 8 trials, step 4 jumped between mean τ of 3 and 90 from one iteration to the next (measured)."""
+the spec's 57 at 1 %), igraph betweenness, and 8 TPE trials (3 random) of step 4 instead of 20 GP trials. Step 4's
+box is the dense gamma's shape and mean halved and doubled (k ∈ [1.5, 6], μ ∈ [10, 40]) instead of the spec's
+k ∈ [1, 10], μ ∈ [2, 100]: with the wide box and 8 trials, step 4 jumped between mean τ of 3 and 90 from one
+iteration to the next (measured). Step 1 keeps LNPConfig's "edge" scale: the closed-form Gershgorin scale made the
+linear model so weakly coupled that its scores ranked synapses exactly like the covariance-free score (Spearman 1.0;
+measured)."""
 
 QUICK_PRESET: Mapping[str, Any] = MappingProxyType(
     {
@@ -232,6 +258,7 @@ QUICK_PRESET: Mapping[str, Any] = MappingProxyType(
         "task_options": {
             "lorenz": {"n_steps": 1500, "transient": 200, "window": 50},
             "rossler": {"n_steps": 1500, "transient": 200, "window": 50},
+            "mackey_glass": {"n_steps": 1500, "transient": 200, "window": 50},
             "digits": {"present_steps": 2},
         },
     }
@@ -283,6 +310,9 @@ class LNPExperimentConfig:
         lyapunov_method: reading of the spike nonlinearity for λ_max and spectra (:data:`hrsnn.dynamics.METHODS`);
             the node FTLEs always use the surrogate reading (the only one :func:`node_exponents` supports).
         lnp_lyapunov_steps: accumulated steps of λ_max inside LNP (stability check and step 4).
+        lnp_ics: initial conditions (each with its own probe-drive realisation) of every λ_max and step-4 objective
+            inside LNP, so each comes as a mean with its standard error (at N = 200 and 200 steps one λ_max has an
+            SD of about 0.01 across initial conditions, more than step 4's trials differ by; measured).
         lyapunov_steps, lyapunov_transient, lyapunov_align: λ_max and spectra of the table and figure.
         spectrum_top: m, the number of leading exponents in ``lyapunov_spectra.png``.
         bo_spectrum_top: m of the spectrum term of LNP step 4's objective (0: only :math:`(\lambda_1 - \lambda^*)^2`).
@@ -324,6 +354,7 @@ class LNPExperimentConfig:
     ftle_chunk: int = 256
     lyapunov_method: Literal["surrogate", "exact", "rate"] = "surrogate"
     lnp_lyapunov_steps: int = 200
+    lnp_ics: int = 4
     lyapunov_steps: int = 500
     lyapunov_transient: int = 100
     lyapunov_align: int = 50
@@ -368,7 +399,7 @@ class LNPExperimentConfig:
             if self.k >= smallest:
                 raise ConfigError("k", self.k, f"must be < the smallest cluster ({smallest} neurons)")
         _positive_int("probe_inputs", self.probe_inputs)
-        for name in ("ftle_horizon", "ftle_windows", "ftle_chunk", "lnp_lyapunov_steps", "lyapunov_steps"):
+        for name in ("ftle_horizon", "ftle_windows", "ftle_chunk", "lnp_lyapunov_steps", "lnp_ics", "lyapunov_steps"):
             _positive_int(name, getattr(self, name))
         for name in ("ftle_transient", "lyapunov_transient", "lyapunov_align"):
             _positive_int(name, getattr(self, name), 0)
@@ -621,6 +652,19 @@ def node_exponents(model: RSNN, config: LNPExperimentConfig, seed: int) -> Tenso
     return torch.cat([node_ftle(system, x0, block, ftle).values for block in blocks])
 
 
+def node_gains(model: RSNN, config: LNPExperimentConfig, seed: int) -> Tensor:
+    """Each layer-0 neuron's gain φ'(h_i) under the probe drive (:func:`hrsnn.dynamics.driven_gains`), LNP step 1.
+
+    The same drive and initial condition as :func:`node_exponents`: ``ftle_transient`` steps discarded, then
+    rates and mean currents over ``lnp_lyapunov_steps`` steps.
+    """
+    n_probe = config.lnp_lyapunov_steps
+    inputs = probe_drive(config, seed).sample(1, config.ftle_transient + n_probe, model.config.n_inputs)
+    system = SpikingMap(model, inputs)
+    x0 = system.initial_state(1, torch.Generator().manual_seed(seed))
+    return driven_gains(system, x0, n_probe, transient=config.ftle_transient, layer=0)
+
+
 def top_exponents(model: RSNN, config: LNPExperimentConfig, seed: int, *, m: int, n_steps: int) -> Tensor:
     """The m leading Lyapunov exponents (descending) under the probe drive (:func:`hrsnn.dynamics.rsnn_lyapunov`)."""
     lyap = LyapunovConfig(
@@ -661,40 +705,71 @@ def prune_with_lnp(
 ) -> PruneResult:
     r"""Run :func:`hrsnn.pruning.lnp_prune` on layer 0 with this experiment's dynamics.
 
-    ``exponents_fn`` = :func:`node_exponents`, ``lambda_max_fn`` = :func:`largest_exponent` over
-    ``lnp_lyapunov_steps`` steps; both use the probe drive with the same seed at every call (common random numbers,
-    so step 4 compares timescales under one noise realisation). With ``bo_spectrum_top`` = m > 0, step 4 minimises
-    the spec's full objective :math:`J = (\lambda_1 - \lambda^*)^2 + \beta \sum_{k \le m} (\lambda_k -
-    \lambda_{ref,k})^2` (:func:`hrsnn.pruning.lnp.stability_objective`; λ_ref: the dense network's top m), from one
-    top-m spectrum per trial; with ``bo_target_dense`` λ* is the dense network's λ_1 (spec A9: keep the dense
-    network's stability) instead of ``lnp.lambda_target``. The pruning draws come from a generator seeded with
-    ``seed``; with ``checkpoint_path`` a killed run resumes. ``on_iteration`` gets the history after every
+    ``exponents_fn`` = :func:`node_exponents`, ``gains_fn`` = :func:`node_gains` (step 1's rate model),
+    ``lambda_max_fn`` = λ_1 over ``lnp_lyapunov_steps`` steps from ``lnp_ics`` initial conditions, each with its own
+    drive realisation (an :class:`hrsnn.stats.Estimate`: mean ± SEM); all use the probe drive with the same seed at
+    every call (common random numbers, so step 4 compares timescales under the same noise realisations). With
+    ``bo_spectrum_top`` = m > 0, step 4 minimises the spec's full objective :math:`J = (\lambda_1 - \lambda^*)^2 +
+    \beta \sum_{k \le m} (\lambda_k - \lambda_{ref,k})^2` (:func:`hrsnn.pruning.lnp.stability_objective`; λ_ref:
+    the dense network's top m averaged over the initial conditions), J taken per initial condition of a trial's
+    top-m spectra, then mean ± SEM; with ``bo_target_dense`` λ* is the dense network's λ_1 (spec A9: keep the dense
+    network's stability) instead of ``lnp.lambda_target``; step 4's ``tau_floor`` is this config's ``tau_floor``
+    unless ``lnp`` sets it. The pruning draws come from a generator seeded with ``seed``; with ``checkpoint_path`` a
+    killed run resumes. ``on_iteration`` gets the history after every
     iteration (the store logs it as it happens).
     """
 
     lnp_config = config.lnp_config()
+    if "tau_floor" not in config.lnp:  # step 4 retunes τ within the dense initialisation's family (floor + Γ)
+        lnp_config = dataclasses.replace(lnp_config, tau_floor=config.tau_floor)
     steps = config.lnp_lyapunov_steps
 
     def exponents(candidate: RSNN) -> Tensor:
         return node_exponents(candidate, config, seed)
 
-    def lambda_max(candidate: RSNN) -> float:
-        return largest_exponent(candidate, config, seed, n_steps=steps)
+    def gains(candidate: RSNN) -> Tensor:
+        return node_gains(candidate, config, seed)
 
-    objective: Callable[[RSNN], float] | None = None
+    def spectra(candidate: RSNN, m: int) -> Tensor:
+        """(lnp_ics, m) leading exponents under the probe drive, one row per initial condition."""
+        lyap = LyapunovConfig(
+            n_steps=steps,
+            transient=config.lyapunov_transient,
+            align=config.lyapunov_align,
+            n_exponents=min(m, candidate.layers[0].size),
+            seed=seed,
+        )
+        drive = probe_drive(config, seed)
+        method = config.lyapunov_method
+        return rsnn_lyapunov(candidate, lyap, method=method, drive=drive, batch=config.lnp_ics, seed=seed).exponents
+
+    def estimate(values: Tensor) -> Estimate:
+        if not bool(torch.isfinite(values).all()):  # a diverging run counts as unstable
+            return Estimate(math.inf, math.nan, values.numel())
+        return Estimate.of(values.tolist())
+
+    def lambda_max(candidate: RSNN) -> Estimate:
+        return estimate(spectra(candidate, 1)[:, 0])
+
+    objective: Callable[[RSNN], Estimate] | None = None
     if config.bo_spectrum_top > 0 and lnp_config.tune_timescales:
-        reference = top_exponents(model, config, seed, m=config.bo_spectrum_top, n_steps=steps)
+        reference = spectra(model, config.bo_spectrum_top).mean(0)
         if config.bo_target_dense:
             lnp_config = dataclasses.replace(lnp_config, lambda_target=float(reference[0]))
 
-        def objective(candidate: RSNN) -> float:
-            spectrum = top_exponents(candidate, config, seed, m=config.bo_spectrum_top, n_steps=steps)
-            return stability_objective(
-                float(spectrum[0]),
-                spectrum,
-                reference,
-                lambda_target=lnp_config.lambda_target,
-                spectrum_weight=lnp_config.spectrum_weight,
+        def objective(candidate: RSNN) -> Estimate:
+            rows = spectra(candidate, config.bo_spectrum_top)
+            if not bool(torch.isfinite(rows).all()):
+                return Estimate(math.inf, math.nan, rows.shape[0])
+            return Estimate.of(
+                stability_objective(
+                    float(row[0]),
+                    row,
+                    reference,
+                    lambda_target=lnp_config.lambda_target,
+                    spectrum_weight=lnp_config.spectrum_weight,
+                )
+                for row in rows
             )
 
     return lnp_prune(
@@ -707,6 +782,7 @@ def prune_with_lnp(
         progress=progress,
         timescale_objective=objective,
         on_iteration=on_iteration,
+        gains_fn=gains,
     )
 
 
@@ -1572,7 +1648,7 @@ def _parse_int(option: str, text: str) -> int:
         raise ConfigError(option, text, "must be a comma-separated list of integers") from None
 
 
-_RESUME_OPTIONS = ("config", "neurons", "seeds", "tasks", "quick", "out", "set")
+_RESUME_OPTIONS = ("config", "neurons", "seeds", "tasks", "quick", "out", "set", "sparsities", "baselines")
 """Options that define an experiment, so they cannot accompany ``--resume`` (the run's own config is used)."""
 
 
@@ -1581,16 +1657,25 @@ def cmd_lnp(args: argparse.Namespace) -> int:
     threads = 1 if args.threads is None else args.threads
     if threads < 1:
         raise ConfigError("--threads", threads, "must be >= 1")
-    store = RunStore(getattr(args, "store", None))
-    log: Callable[[str], None] | None = None
-    if not args.quiet:
-        log = (lambda line: print(line, file=sys.stderr)) if args.json else print
-    progress = not (args.quiet or args.json)
     if args.resume is not None:
         for option in _RESUME_OPTIONS:
             if getattr(args, option) not in (None, False, []):
                 flag = f"--{option}"
                 raise ConfigError(flag, getattr(args, option), f"cannot change when resuming run {args.resume}")
+    elif not args.sweep and (args.sparsities is not None or args.baselines is not None):
+        flag = "--sparsities" if args.sparsities is not None else "--baselines"
+        raise ConfigError(flag, args.sparsities or args.baselines, "needs --sweep")
+    store = RunStore(getattr(args, "store", None))
+    if args.sweep or (args.resume is not None and store.get_run(args.resume).kind == "lnp_sweep"):
+        from hrsnn.experiments.lnp_sweep import cmd_sweep  # the sweep builds on this module
+
+        torch.set_num_threads(threads)
+        return cmd_sweep(args, store)
+    log: Callable[[str], None] | None = None
+    if not args.quiet:
+        log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    progress = not (args.quiet or args.json)
+    if args.resume is not None:
         torch.set_num_threads(threads)
         result = resume_lnp_experiment(args.resume, store=store, log=log, progress=progress)
     else:

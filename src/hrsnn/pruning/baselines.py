@@ -276,10 +276,10 @@ def _check_callable(field: str, value: Any) -> None:
         raise ConfigError(field, type(value).__name__, "must be callable")
 
 
-def _check_available(model: RSNN, layer_index: int, n_synapses: int) -> None:
-    """Raise if the (already shrunk) layer holds fewer than ``n_synapses`` synapses."""
+def _check_available(model: RSNN, layer_index: int, n_synapses: int, allow_fewer: bool) -> None:
+    """Raise if the (already shrunk) layer holds fewer than ``n_synapses`` synapses (unless ``allow_fewer``)."""
     available = synapse_total(model, layer_index)
-    if n_synapses > available:
+    if not check_bool("allow_fewer_synapses", allow_fewer) and n_synapses > available:
         size = model.layers[layer_index].size
         raise ConfigError("n_synapses", n_synapses, f"exceeds the {available} synapses among the {size} kept neurons")
 
@@ -302,7 +302,9 @@ def _strongest(model: RSNN, layer_index: int, n_neurons: int) -> Tensor:
     return keep
 
 
-def global_magnitude_prune(model: RSNN, layer_index: int, n_neurons: int, n_synapses: int) -> PruneResult:
+def global_magnitude_prune(
+    model: RSNN, layer_index: int, n_neurons: int, n_synapses: int, *, allow_fewer_synapses: bool = False
+) -> PruneResult:
     """Equal-budget magnitude pruning: the ``n_neurons`` strongest neurons, then the ``n_synapses`` largest |W|.
 
     Strength σ (module docstring) is measured on the network as given; the synapse step is
@@ -314,13 +316,15 @@ def global_magnitude_prune(model: RSNN, layer_index: int, n_neurons: int, n_syna
         layer_index: a recurrent layer.
         n_neurons: neurons to keep (1 … N).
         n_synapses: recurrent synapses to keep (0 … the synapses among the kept neurons; ConfigError beyond).
+        allow_fewer_synapses: keep every synapse among the kept neurons when they hold fewer than ``n_synapses``
+            (the result then has fewer; its counts say so) instead of raising.
     """
     start = time.perf_counter()
     n_neurons, n_synapses = _check_budget(model, layer_index, n_neurons, n_synapses)
     first = _entry(model, layer_index, 0, 0.0, "start")
     keep = _strongest(model, layer_index, n_neurons)
     new = shrink_layer(model, layer_index, keep)
-    _check_available(new, layer_index, n_synapses)
+    _check_available(new, layer_index, n_synapses, allow_fewer_synapses)
     _keep_largest(new, layer_index, n_synapses)
     note = f"kept the {n_neurons} strongest neurons and the {n_synapses} largest |W| among them"
     last = _entry(new, layer_index, 1, time.perf_counter() - start, note)
@@ -337,6 +341,7 @@ def activity_magnitude_prune(
     rounds: int = 1,
     train_fn: TrainFn | None = None,
     generator: torch.Generator | None = None,
+    allow_fewer_synapses: bool = False,
 ) -> PruneResult:
     """Equal-budget AP: :func:`activity_prune` to ``n_neurons``, magnitude pruning to ``n_synapses``, fine-tuning.
 
@@ -355,6 +360,7 @@ def activity_magnitude_prune(
         rounds: AP removal rounds R ≥ 1.
         train_fn: fine-tunes the network it receives in place; None = no fine-tuning.
         generator: passed to :func:`firing_rates`.
+        allow_fewer_synapses: as for :func:`global_magnitude_prune`.
 
     Returns:
         PruneResult whose history is :func:`activity_prune`'s (iterations 0 … R), then the magnitude step (R + 1)
@@ -367,7 +373,7 @@ def activity_magnitude_prune(
     ap = activity_prune(model, layer_index, data, n_neurons, rounds=rounds, generator=generator)
     start = time.perf_counter()
     new = ap.model
-    _check_available(new, layer_index, n_synapses)
+    _check_available(new, layer_index, n_synapses, allow_fewer_synapses)
     _keep_largest(new, layer_index, n_synapses)
     note = f"magnitude pruning to {n_synapses} synapses"
     history = [*ap.history, _entry(new, layer_index, rounds + 1, time.perf_counter() - start, note)]
@@ -437,6 +443,7 @@ def iterative_magnitude_prune(
     on_round: Callable[[int, PruneResult], None] | None = None,
     schedule: Sequence[tuple[int, int]] | None = None,
     pretrained: bool = False,
+    allow_fewer_synapses: bool = False,
 ) -> PruneResult:
     r"""Lottery-ticket iterative magnitude pruning with rewinding (Frankle & Carbin 2019; Frankle et al. 2020).
 
@@ -480,6 +487,8 @@ def iterative_magnitude_prune(
             one run yields the network at every intermediate sparsity.
         schedule: the counts after each round, R pairs (n_r, s_r); None = the geometric schedule.
         pretrained: ``model`` is already trained (round 0 does not train it again).
+        allow_fewer_synapses: in round R too, keep every synapse when fewer than :math:`s_R` remain (instead of
+            raising); the result's counts say how many.
 
     Returns:
         PruneResult whose history has R + 1 entries (counts after each round's training; ``details`` hold the
@@ -518,7 +527,7 @@ def iterative_magnitude_prune(
         kept = kept[keep]
         current = shrink_layer(current, layer_index, keep)
         if r == rounds:
-            _check_available(current, layer_index, n_synapses)
+            _check_available(current, layer_index, n_synapses, allow_fewer_synapses)
         _keep_largest(current, layer_index, s_r)
         survivors = torch.zeros(n0, dtype=torch.bool)
         survivors[kept] = True
