@@ -313,3 +313,16 @@ def test_sops_column_counts_each_spike_times_its_nonzero_recurrent_fan_out():
     expected = float((spikes[:, :-1] * fan_out).sum()) / (x.shape[0] * x.shape[1])  # zero initial spikes
     assert scores["sops_per_step"] == pytest.approx(expected, rel=1e-9)
     assert scores["sops_per_step"] > 0
+
+
+def test_homogeneous_control_has_one_tau_and_no_step4_by_default():
+    from hrsnn.experiments.lnp import LNPExperimentConfig, build_dense
+
+    config = LNPExperimentConfig.from_dict({"quick": True, "tau_homogeneous": True})
+    tau = build_dense(config, 0).layers[0].tau_m.tau.detach()
+    assert torch.allclose(tau, torch.full_like(tau, 2.0 + 3.0 * 6.0))  # floor + shape * scale
+    assert config.lnp_config().tune_timescales is False
+    explicit = LNPExperimentConfig.from_dict({"quick": True, "tau_homogeneous": True, "lnp": {"tune_timescales": True}})
+    assert explicit.lnp_config().tune_timescales is True
+    with pytest.raises(ConfigError, match="tau_homogeneous"):
+        LNPExperimentConfig.from_dict({"quick": True, "tau_homogeneous": True, "clustered": True})

@@ -21,7 +21,9 @@ from hrsnn.experiments.lnp_sweep import (
 
 
 def _rec(task: str, variant: str, seed: int, level: float, metric: float, synapses: int = 100) -> SweepRecord:
-    return SweepRecord(task, variant, seed, level, 50, synapses, metric, "accuracy", -0.05, 0.001, 9.0, 0.02, 10.0)
+    return SweepRecord(
+        task, variant, seed, level, 50, synapses, metric, "accuracy", -0.05, 0.001, 0.01, 0.002, 9.0, 0.02, 10.0
+    )
 
 
 @pytest.mark.parametrize(
@@ -32,6 +34,8 @@ def _rec(task: str, variant: str, seed: int, level: float, metric: float, synaps
         ({"sparsities": []}, "sparsities"),
         ({"baselines": ["random", "lottery"]}, "baselines[1]"),
         ({"lyapunov_ics": 0}, "lyapunov_ics"),
+        ({"ablations": ["no_step2"]}, "ablations[0]"),
+        ({"divergence_epsilon": 0}, "divergence_epsilon"),
         ({"n_neurons": 2}, "n_neurons"),
     ],
 )
@@ -52,20 +56,22 @@ def test_journal_keeps_records_and_ignores_a_torn_last_line(tmp_path: Path) -> N
     path = tmp_path / "records.jsonl"
     journal = _Journal(path)
     journal.add(_rec("digits", "lnp", 0, 0.3, 0.9))
-    journal.add_stop(LNPStop(0, 0.3, 0.31, "reached every level"))
+    journal.add_stop(LNPStop("lnp", 0, 0.3, 0.31, "reached every level"))
     with path.open("a", encoding="utf-8") as handle:
         handle.write('{"type": "record", "task": "dig')  # killed mid-write
     again = _Journal(path)
     assert list(again.records) == [("digits", "lnp", 0, 0.3)]
     assert again.records[("digits", "lnp", 0, 0.3)].metric == 0.9
-    assert again.stops[0].note == "reached every level"
+    assert again.stops[("lnp", 0)].note == "reached every level"
 
 
 def test_journal_damaged_in_the_middle_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "records.jsonl"
     path.write_text(
         "not json\n"
-        + json.dumps({"type": "lnp_stop", "seed": 0, "deepest_level": None, "sparsity": 0.0, "note": "x"})
+        + json.dumps(
+            {"type": "lnp_stop", "variant": "lnp", "seed": 0, "deepest_level": None, "sparsity": 0.0, "note": "x"}
+        )
         + "\n",
         encoding="utf-8",
     )
@@ -93,8 +99,8 @@ def test_summary_rows_and_table() -> None:
     rows = summarize(records)
     assert [(r.variant, r.n_seeds) for r in rows] == [("lnp", 2), ("random", 2)]
     assert rows[0].metric.mean == pytest.approx(0.805) and rows[0].metric.sem == pytest.approx(0.005)
-    text = format_sweep(rows, compare(records), [LNPStop(0, 0.5, 0.52, "reached every level")])
-    assert "seed 0: deepest level 0.5, neuron sparsity 0.520" in text
+    text = format_sweep(rows, compare(records), [LNPStop("lnp", 0, 0.5, 0.52, "reached every level")])
+    assert "lnp seed 0: deepest level 0.5, neuron sparsity 0.520" in text
     line = next(x for x in text.splitlines() if x.startswith("digits") and "random" in x and "[" in x)
     assert "+0.1000" in line and "2/0" in line
     assert not math.isnan(rows[1].metric.sem)
@@ -110,7 +116,9 @@ def quick_sweep(tmp_path_factory: pytest.TempPathFactory):
 
     root = tmp_path_factory.mktemp("sweep")
     store = RunStore(root / "runs.sqlite")
-    config = LNPSweepConfig.from_dict({"quick": True, "tasks": ["digits"], "seeds": [0, 1], "lyapunov_ics": 2})
+    config = LNPSweepConfig.from_dict(
+        {"quick": True, "tasks": ["digits"], "seeds": [0, 1], "lyapunov_ics": 2, "ablations": ["no_step3"]}
+    )
     return store, config, run_lnp_sweep(config, store=store, out_dir=root / "out")
 
 
@@ -128,7 +136,10 @@ def test_quick_sweep_compares_every_baseline_at_equal_counts(quick_sweep) -> Non
         elif variant != "ap":
             assert record.synapses <= lnp.synapses, variant  # at most LNP's (all, when fewer are available)
         assert record.neurons <= (1 - level) * config.experiment.n_neurons
-    assert {c.baseline for c in result.comparisons} == set(config.baselines)
+    assert {c.baseline for c in result.comparisons} == {*config.baselines, "lnp:no_step3"}
+    ablated = [r for r in result.records if r.variant == "lnp:no_step3"]
+    assert ablated and all(r.neurons <= (1 - r.level) * config.experiment.n_neurons for r in ablated)
+    assert all(math.isfinite(r.divergence_rate) and r.divergence_sem >= 0 for r in result.records)
     assert all(c.stats.n == 2 for c in result.comparisons if c.level == min(levels))
     text = result.artifacts["table"].read_text(encoding="utf-8")
     assert "paired LNP - baseline" in text and result.artifacts["figure"].stat().st_size > 0

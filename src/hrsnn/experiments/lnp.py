@@ -5,8 +5,10 @@ Pipeline of :func:`run_lnp_experiment`, for every seed s:
 1. **Dense network** (:func:`build_dense`, spec §1.2–1.4): one recurrent layer of N soft-reset LIF neurons
    (threshold :math:`\vartheta` = ``threshold``; :math:`u_t = \alpha u_{t-1} + (1-\alpha) I_t - \vartheta s_{t-1}`,
    :math:`\alpha_i = e^{-1/\tau_i}`), :math:`\tau_i = \tau_{floor} + G_i`, :math:`G_i \sim \Gamma(k_\tau, \theta_\tau)`
-   (HRSNN), or four clusters with gamma means ``cluster_means`` (CHRSNN). Directed small world (lattice in-degree
-   ``k``, rewiring ``p_rewire``; clustered small world for the CHRSNN), Dale's law with 80 % excitatory neurons,
+   (HRSNN), or four clusters with gamma means ``cluster_means`` (CHRSNN), or one τ for all, the HRSNN's mean
+   :math:`\tau_{floor} + k_\tau\theta_\tau` (homogeneous RSNN, ``tau_homogeneous``). Directed small world
+   (lattice in-degree ``k``, rewiring ``p_rewire``; clustered small world for the CHRSNN), Dale's law with 80 %
+   excitatory neurons,
    :math:`|W_{ij}| \sim |N(0, 1/k)|`, inhibitory columns multiplied by ``inhibitory_gain`` (4 balances E and I),
    then :math:`W \leftarrow W \rho / \rho(W)` with :math:`\rho` = ``spectral_radius``. Every neuron gets the
    background current :math:`b_i` = ``bias``. The *probe* input layer has ``probe_inputs`` lines driven by Poisson
@@ -301,6 +303,8 @@ class LNPExperimentConfig:
         clustered, cluster_means, p_between: CHRSNN: one gamma τ distribution (shape ``tau_shape``, floor
             ``tau_floor``) per cluster with these means, clustered small world with this between-cluster probability.
         tau_shape, tau_scale, tau_floor: HRSNN τ = floor + Gamma(shape, scale) (defaults: mean 20, CV ≈ 0.5).
+        tau_homogeneous: every τ = floor + shape·scale (the HRSNN's mean), the homogeneous-RSNN control; LNP's
+            step 4 is then off unless ``lnp.tune_timescales`` says otherwise (it would make τ heterogeneous).
         frac_excitatory, inhibitory_gain, spectral_radius: Dale's law, g_I/g_E and the dense radius ρ(W).
         threshold, bias: LIF threshold ϑ and background current b.
         probe_inputs, drive_rate: probe input lines and their Poisson spike probability per step.
@@ -333,6 +337,7 @@ class LNPExperimentConfig:
     k: int = 20
     p_rewire: float = 0.1
     clustered: bool = False
+    tau_homogeneous: bool = False
     cluster_means: tuple[float, ...] = (5.0, 10.0, 20.0, 40.0)
     p_between: float = 0.01
     tau_shape: float = 3.0
@@ -387,13 +392,15 @@ class LNPExperimentConfig:
             object.__setattr__(self, name, _real(name, getattr(self, name), low=0.0, strict=True))
         for name in ("tau_floor", "inhibitory_gain", "bias", "input_gain"):
             object.__setattr__(self, name, _real(name, getattr(self, name), low=0.0))
-        for name in ("clustered", "quick", "bo_target_dense"):
+        for name in ("clustered", "tau_homogeneous", "quick", "bo_target_dense"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, getattr(self, name), "must be true or false")
         if not isinstance(self.cluster_means, tuple) or not self.cluster_means:
             raise ConfigError("cluster_means", self.cluster_means, "must be a non-empty list of mean τ")
         for i, mean in enumerate(self.cluster_means):
             _real(f"cluster_means[{i}]", mean, low=self.tau_floor, strict=True)
+        if self.clustered and self.tau_homogeneous:
+            raise ConfigError("tau_homogeneous", True, "cannot be combined with clustered = true")
         if self.clustered:
             smallest = min(sampler_from_dict(self.tau_spec(), "tau").cluster_sizes(self.n_neurons))
             if self.k >= smallest:
@@ -432,12 +439,17 @@ class LNPExperimentConfig:
         ReadoutFitConfig(**self.readout)
 
     def lnp_config(self) -> LNPConfig:
-        """The LNP hyper-parameters: ``lnp`` merged over :data:`LNP_DEFAULTS`."""
-        return LNPConfig.from_dict({**LNP_DEFAULTS, **self.lnp})
+        """The LNP hyper-parameters: ``lnp`` merged over :data:`LNP_DEFAULTS` (step 4 off by default with
+        ``tau_homogeneous``)."""
+        homogeneous = {"tune_timescales": False} if self.tau_homogeneous else {}
+        return LNPConfig.from_dict({**LNP_DEFAULTS, **homogeneous, **self.lnp})
 
     def tau_spec(self) -> Mapping[str, Any]:
-        """The τ sampler mapping (:mod:`hrsnn.timescales`): gamma, or clustered gammas with ``cluster_means``."""
+        """The τ sampler mapping (:mod:`hrsnn.timescales`): gamma, clustered gammas with ``cluster_means``, or the
+        gamma's mean for every neuron (``tau_homogeneous``)."""
         floor = self.tau_floor
+        if self.tau_homogeneous:
+            return {"dist": "constant", "value": floor + self.tau_shape * self.tau_scale}
         if not self.clustered:
             return {"dist": "gamma", "shape": self.tau_shape, "scale": self.tau_scale, "floor": floor}
         shape = self.tau_shape

@@ -21,8 +21,11 @@ For every seed s (each builds its own dense network, :func:`hrsnn.experiments.ln
      levels in order, retrained ``imp_epochs`` per level.
 3. **Evaluation** of every network on every task as in the single experiment
    (:func:`hrsnn.experiments.lnp.evaluate_on_task`: per-task input layer, readout fitted on train, its
-   regularisation chosen on validation, the test split read once per network), plus λ_max under the probe drive
-   as an :class:`hrsnn.stats.Estimate` over ``lyapunov_ics`` initial conditions and the synaptic operations per step.
+   regularisation chosen on validation, the test split read once per network), plus two stability measures under
+   the probe drive, each an :class:`hrsnn.stats.Estimate`: λ_max of the surrogate-smoothed map over
+   ``lyapunov_ics`` initial conditions, and the surrogate-free divergence rate of membrane perturbations of norm
+   ``divergence_epsilon`` (:func:`hrsnn.dynamics.perturbation_divergence`, ``divergence_pairs`` pairs; > 0: they
+   grow), and the synaptic operations per step.
 4. **Statistics**: per task, level and baseline, the paired difference LNP − baseline over the seeds where both
    exist (:func:`hrsnn.stats.paired_comparison`: mean, t interval, sign and Wilcoxon tests), and metric-vs-sparsity
    plots with 95 % confidence bands.
@@ -53,7 +56,7 @@ import torch
 
 from hrsnn.config import deep_update, to_dict
 from hrsnn.connectivity import spectral_radius
-from hrsnn.dynamics import LyapunovConfig, rsnn_lyapunov
+from hrsnn.dynamics import LyapunovConfig, perturbation_divergence, rsnn_lyapunov
 from hrsnn.errors import ConfigError, DataFormatError
 from hrsnn.experiments.lnp import (
     HIGHER_IS_BETTER,
@@ -84,6 +87,7 @@ from hrsnn.pruning import (
 from hrsnn.stats import Estimate, PairedComparison, paired_comparison
 
 __all__ = [
+    "ABLATIONS",
     "BASELINES",
     "SWEEP_QUICK",
     "Comparison",
@@ -106,13 +110,45 @@ BASELINES: tuple[str, ...] = ("random", "random_lnp_radius", "magnitude", "ap", 
 
 _TRAINED = ("ap", "ap_magnitude", "imp")
 
+ABLATIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        "no_step1": MappingProxyType({"prune_synapses": False}),
+        "no_step3": MappingProxyType({"delocalise": False}),
+        "no_step4": MappingProxyType({"tune_timescales": False}),
+        "prefer_stable": MappingProxyType({"lyapunov_preference": "stable"}),
+        "leak_model": MappingProxyType({"linear_model": "leak", "scale_method": "gershgorin"}),
+    }
+)
+"""LNP ablations, each a set of :class:`hrsnn.pruning.LNPConfig` overrides; in a sweep each is one more LNP run
+per seed, reported as variant ``"lnp:<name>"`` and compared paired with full LNP. Step 2 (node removal) has no
+ablation: the levels are neuron sparsities, which only step 2 reaches. "prefer_stable" reverses the A1 preference;
+"leak_model" is step 1 as it was before the rate model (A = −D + cM, Gershgorin scale). The dense network's kind
+(homogeneous τ, HRSNN, CHRSNN) is a setting of the experiment (``tau_homogeneous``, ``clustered``): one sweep each."""
+
+
+def _ablated(config: LNPExperimentConfig, variant: str) -> LNPExperimentConfig:
+    """The experiment config of LNP variant ``"lnp"`` or ``"lnp:<ablation>"``."""
+    if variant == "lnp":
+        return config
+    return dataclasses.replace(config, lnp={**config.lnp, **ABLATIONS[variant.removeprefix("lnp:")]})
+
 SWEEP_QUICK: Mapping[str, Any] = MappingProxyType(
     {"sparsities": [0.2, 0.4], "finetune_epochs": 1, "imp_epochs": 1, "lnp": {"k_max": 8}}
 )
 """Sweep settings merged under the user's with ``quick`` (over the experiment's own quick preset): two levels, one
 epoch of fine-tuning, enough LNP iterations to reach both levels."""
 
-_SWEEP_FIELDS = ("sparsities", "baselines", "finetune_epochs", "imp_epochs", "lyapunov_ics", "confidence")
+_SWEEP_FIELDS = (
+    "sparsities",
+    "baselines",
+    "finetune_epochs",
+    "imp_epochs",
+    "lyapunov_ics",
+    "divergence_epsilon",
+    "divergence_pairs",
+    "ablations",
+    "confidence",
+)
 
 
 @dataclass(frozen=True)
@@ -126,6 +162,9 @@ class LNPSweepConfig:
         baselines: names from :data:`BASELINES`.
         finetune_epochs: BPTT epochs after AP pruning. imp_epochs: BPTT epochs after each IMP level.
         lyapunov_ics: initial conditions of each λ_max estimate (its SEM needs ≥ 2; the issue asks ≥ 4).
+        divergence_epsilon, divergence_pairs: size of the membrane perturbation and number of pairs of the
+            divergence rate (0.1: every pair moves a spike on the default network, smaller ε often none; measured).
+        ablations: names from :data:`ABLATIONS`, each one more LNP variant.
         confidence: level of the paired confidence intervals.
     """
 
@@ -135,6 +174,9 @@ class LNPSweepConfig:
     finetune_epochs: int = 2
     imp_epochs: int = 2
     lyapunov_ics: int = 4
+    divergence_epsilon: float = 0.1
+    divergence_pairs: int = 16
+    ablations: tuple[str, ...] = ()
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
@@ -154,10 +196,19 @@ class LNPSweepConfig:
         for i, name in enumerate(self.baselines):
             if name not in BASELINES:
                 raise ConfigError(f"baselines[{i}]", name, f"must be one of {list(BASELINES)}")
-        for name, low in (("finetune_epochs", 0), ("imp_epochs", 0), ("lyapunov_ics", 1)):
+        if not isinstance(self.ablations, tuple) or len(set(self.ablations)) != len(self.ablations):
+            raise ConfigError("ablations", self.ablations, "must be a list of distinct names")
+        for i, name in enumerate(self.ablations):
+            if name not in ABLATIONS:
+                raise ConfigError(f"ablations[{i}]", name, f"must be one of {list(ABLATIONS)}")
+        for name, low in (("finetune_epochs", 0), ("imp_epochs", 0), ("lyapunov_ics", 1), ("divergence_pairs", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(name, value, f"must be an integer >= {low}")
+        eps = self.divergence_epsilon
+        if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0.0 < eps < math.inf:
+            raise ConfigError("divergence_epsilon", eps, "must be a number > 0")
+        object.__setattr__(self, "divergence_epsilon", float(eps))
         if not isinstance(self.confidence, float) or not 0.0 < self.confidence < 1.0:
             raise ConfigError("confidence", self.confidence, "must be a number in (0, 1)")
 
@@ -188,7 +239,8 @@ class SweepRecord:
 
     ``level`` is the requested neuron sparsity; ``neurons``/``synapses`` are the counts actually reached (LNP
     overshoots a level by at most one iteration's removals; the baselines copy LNP's counts). ``lambda_max`` and
-    ``lambda_max_sem``: mean and SEM over ``lyapunov_ics`` initial conditions under the probe drive.
+    ``lambda_max_sem``: mean and SEM over ``lyapunov_ics`` initial conditions under the probe drive;
+    ``divergence_rate`` and ``divergence_sem``: the same over the perturbation pairs (module docstring, step 3).
     """
 
     task: str
@@ -201,6 +253,8 @@ class SweepRecord:
     metric_name: str
     lambda_max: float
     lambda_max_sem: float
+    divergence_rate: float
+    divergence_sem: float
     spectral_radius: float
     firing_rate: float
     sops_per_step: float
@@ -216,8 +270,10 @@ class SweepRecord:
 
 
 class LNPStop(NamedTuple):
-    """Where one seed's LNP run ended: the deepest level it reached, its neuron sparsity and the last note."""
+    """Where one seed's LNP run (``variant``: "lnp" or an ablation) ended: the deepest level it reached, its neuron
+    sparsity and why."""
 
+    variant: str
     seed: int
     deepest_level: float | None
     sparsity: float
@@ -230,7 +286,7 @@ class _Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.records: dict[tuple[str, str, int, float], SweepRecord] = {}
-        self.stops: dict[int, LNPStop] = {}
+        self.stops: dict[tuple[str, int], LNPStop] = {}
         if path.exists():
             lines = path.read_text(encoding="utf-8").splitlines()
             for number, line in enumerate(lines, 1):
@@ -250,7 +306,7 @@ class _Journal:
             self.records[record.key] = record
         elif item.get("type") == "lnp_stop":
             stop = LNPStop(**{k: v for k, v in item.items() if k != "type"})
-            self.stops[stop.seed] = stop
+            self.stops[(stop.variant, stop.seed)] = stop
 
     def _write(self, item: Mapping[str, Any]) -> None:
         with self.path.open("a", encoding="utf-8") as handle:
@@ -284,13 +340,17 @@ def _reached(model: RSNN, level: float, n_dense: int) -> bool:
     return model.layers[0].size <= (1.0 - level) * n_dense + 1e-9
 
 
-def _lnp_snapshots(dense: RSNN, config: LNPSweepConfig, seed: int, ctx: _Context) -> dict[float, _Net]:
-    """LNP continued level by level from one checkpoint; each level's network saved (and reloaded on resume)."""
-    exp = config.experiment
-    checkpoint = ctx.run_dir / f"lnp_seed{seed}.ckpt.safetensors"
+def _lnp_snapshots(
+    dense: RSNN, config: LNPSweepConfig, seed: int, ctx: _Context, variant: str = "lnp"
+) -> dict[float, _Net]:
+    """LNP (or the ablation ``variant``) continued level by level from one checkpoint; each level's network saved
+    (and reloaded on resume)."""
+    exp = _ablated(config.experiment, variant)
+    tag = variant.replace(":", "-")
+    checkpoint = ctx.run_dir / f"{tag}_seed{seed}.ckpt.safetensors"
     snaps: dict[float, _Net] = {}
     for level in config.sparsities:
-        stem = f"lnp_seed{seed}_level{level:g}"
+        stem = f"{tag}_seed{seed}_level{level:g}"
         model_path, kept_path = ctx.run_dir / f"{stem}.safetensors", ctx.run_dir / f"{stem}.kept.json"
         if model_path.exists() and kept_path.exists():
             kept = torch.tensor(json.loads(kept_path.read_text(encoding="utf-8")), dtype=torch.long)
@@ -304,21 +364,21 @@ def _lnp_snapshots(dense: RSNN, config: LNPSweepConfig, seed: int, ctx: _Context
             deepest = max(snaps) if snaps else None
             k_max = exp.lnp_config().k_max
             reason = f"k_max = {k_max} iterations reached" if last.iteration >= k_max else last.note
-            ctx.journal.add_stop(LNPStop(seed, deepest, sparsity, reason))
-            ctx.say(f"[seed {seed}] LNP stopped at neuron sparsity {sparsity:.3f} before {level:g}: {reason}")
+            ctx.journal.add_stop(LNPStop(variant, seed, deepest, sparsity, reason))
+            ctx.say(f"[seed {seed}] {variant} stopped at neuron sparsity {sparsity:.3f} before {level:g}: {reason}")
             break
         save_model(result.model, model_path, extra={"run_id": ctx.run_id, "seed": seed, "level": level})
         kept_path.write_text(json.dumps(result.kept_neurons.tolist()), encoding="utf-8")
         snaps[level] = _Net(result.model, result.kept_neurons)
         ctx.say(
-            f"[seed {seed}] LNP level {level:g}: {result.model.layers[0].size} neurons, "
+            f"[seed {seed}] {variant} level {level:g}: {result.model.layers[0].size} neurons, "
             f"{synapse_total(result.model, 0)} synapses, iteration {last.iteration} "
             f"({time.perf_counter() - start:.1f} s)"
         )
-    if len(snaps) == len(config.sparsities) and seed not in ctx.journal.stops:
+    if len(snaps) == len(config.sparsities) and (variant, seed) not in ctx.journal.stops:
         deepest = config.sparsities[-1]
         size = snaps[deepest].model.layers[0].size
-        ctx.journal.add_stop(LNPStop(seed, deepest, 1.0 - size / exp.n_neurons, "reached every level"))
+        ctx.journal.add_stop(LNPStop(variant, seed, deepest, 1.0 - size / exp.n_neurons, "reached every level"))
     return snaps
 
 
@@ -449,8 +509,14 @@ class _Context(NamedTuple):
     say: Callable[[str], None]
 
 
-def _lambda_max(net: _Net, probe_rows: torch.Tensor, config: LNPSweepConfig, seed: int) -> Estimate:
-    """λ_max under the probe drive (the network reads the probe through its neurons' dense probe rows)."""
+class _Stability(NamedTuple):
+    lambda_max: Estimate
+    divergence: Estimate
+
+
+def _stability(net: _Net, probe_rows: torch.Tensor, config: LNPSweepConfig, seed: int) -> _Stability:
+    """λ_max and the divergence rate under the probe drive (the network reads the probe through its neurons'
+    dense probe rows)."""
     exp = config.experiment
     model = with_input_layer(net.model, probe_rows[net.kept])
     lyap = LyapunovConfig(
@@ -460,10 +526,12 @@ def _lambda_max(net: _Net, probe_rows: torch.Tensor, config: LNPSweepConfig, see
         n_exponents=1,
         seed=seed,
     )
-    result = rsnn_lyapunov(
-        model, lyap, method=exp.lyapunov_method, drive=probe_drive(exp, seed), batch=config.lyapunov_ics, seed=seed
+    drive = probe_drive(exp, seed)
+    result = rsnn_lyapunov(model, lyap, method=exp.lyapunov_method, drive=drive, batch=config.lyapunov_ics, seed=seed)
+    divergence = perturbation_divergence(
+        model, drive, epsilon=config.divergence_epsilon, n_pairs=config.divergence_pairs, seed=seed
     )
-    return Estimate.of(result.exponents[:, 0].tolist())
+    return _Stability(Estimate.of(result.exponents[:, 0].tolist()), divergence.rate)
 
 
 def _measure(
@@ -474,7 +542,7 @@ def _measure(
     seed: int,
     config: LNPSweepConfig,
     ctx: _Context,
-    lam: Estimate,
+    stability: _Stability,
     *,
     attach_input: bool,
 ) -> None:
@@ -491,8 +559,10 @@ def _measure(
         int(scores["synapses"]),
         float(scores["metric"]),
         str(scores["metric_name"]),
-        lam.mean,
-        lam.sem,
+        stability.lambda_max.mean,
+        stability.lambda_max.sem,
+        stability.divergence.mean,
+        stability.divergence.sem,
         _radius(net.model),
         float(scores["firing_rate"]),
         float(scores["sops_per_step"]),
@@ -512,7 +582,8 @@ def _measure(
     )
     ctx.say(
         f"[seed {seed}] {data.name} level {level:g} {variant}: {record.metric_name}={record.metric:.4f}, "
-        f"{record.neurons} neurons, {record.synapses} synapses, λ_max={lam.mean:.4f}±{lam.sem:.4f}"
+        f"{record.neurons} neurons, {record.synapses} synapses, λ_max={record.lambda_max:.4f}±"
+        f"{record.lambda_max_sem:.4f}, divergence {record.divergence_rate:+.4f}±{record.divergence_sem:.4f}"
     )
 
 
@@ -522,30 +593,34 @@ def _seed(config: LNPSweepConfig, seed: int, ctx: _Context) -> None:
     done = ctx.journal.records
     dense = build_dense(exp, seed)
     snaps = _lnp_snapshots(dense, config, seed, ctx)
+    # every task-independent network of the seed: (variant, level) -> (model, kept), built lazily
+    builders: dict[tuple[str, float], Callable[[], _Net]] = {}
+    builders |= {("lnp", lv): (lambda n=net: n) for lv, net in snaps.items()}
+    for name in config.ablations:
+        ablated = _lnp_snapshots(dense, config, seed, ctx, f"lnp:{name}")
+        builders |= {(f"lnp:{name}", lv): (lambda n=net: n) for lv, net in ablated.items()}
+    for baseline in (b for b in config.baselines if b in _TASK_FREE):
+        for lv, net in snaps.items():
+            builders[(baseline, lv)] = lambda b=baseline, n=net, lv=lv: _task_free(dense, n, b, seed, lv)
     probe_rows = dense.layers[0].input.weight.detach()
-    free = [b for b in config.baselines if b in _TASK_FREE]
     trained_names = [b for b in config.baselines if b in _TRAINED]
-    nets: dict[tuple[str, float], _Net] = {}
-    lams: dict[tuple[str, float], Estimate] = {}
+    measured: dict[tuple[str, float], tuple[_Net, _Stability]] = {}
 
-    def task_free(variant: str, level: float) -> tuple[_Net, Estimate]:
-        if (variant, level) not in nets:
-            snap = snaps[level]
-            net = snap if variant == "lnp" else _task_free(dense, snap, variant, seed, level)
-            nets[(variant, level)] = net
-            lams[(variant, level)] = _lambda_max(net, probe_rows, config, seed)
-        return nets[(variant, level)], lams[(variant, level)]
+    def task_free(variant: str, level: float) -> tuple[_Net, _Stability]:
+        if (variant, level) not in measured:
+            net = builders[(variant, level)]()
+            measured[(variant, level)] = (net, _stability(net, probe_rows, config, seed))
+        return measured[(variant, level)]
 
     for task in exp.tasks:
-        wanted = [(v, lv) for lv in snaps for v in ("lnp", *free, *trained_names)]
+        wanted = [*builders, *((v, lv) for lv in snaps for v in trained_names)]
         if all((task, v, seed, lv) in done for v, lv in wanted):
             continue
         data = load_task(task, seed, exp)
-        for level in snaps:
-            for variant in ("lnp", *free):
-                if (task, variant, seed, level) not in done:
-                    net, lam = task_free(variant, level)
-                    _measure(net, variant, level, data, seed, config, ctx, lam, attach_input=True)
+        for variant, level in builders:
+            if (task, variant, seed, level) not in done:
+                net, stability = task_free(variant, level)
+                _measure(net, variant, level, data, seed, config, ctx, stability, attach_input=True)
         if not any((task, v, seed, lv) not in done for v in trained_names for lv in snaps):
             continue
         trained = _trained_dense(dense, data, config, seed, ctx)
@@ -561,8 +636,8 @@ def _seed(config: LNPSweepConfig, seed: int, ctx: _Context) -> None:
             trained_nets.update({("imp", lv): net for lv, net in chain.items()})
         for (variant, level), net in trained_nets.items():
             if (task, variant, seed, level) not in done:
-                lam = _lambda_max(net, probe_rows, config, seed)
-                _measure(net, variant, level, data, seed, config, ctx, lam, attach_input=False)
+                stability = _stability(net, probe_rows, config, seed)
+                _measure(net, variant, level, data, seed, config, ctx, stability, attach_input=False)
 
 
 # --------------------------------------------------------------------------------------------- statistics
@@ -621,9 +696,9 @@ def compare(records: Sequence[SweepRecord], *, confidence: float = 0.95) -> tupl
     return tuple(out)
 
 
-def _order(variant: str) -> int:
-    names = ("lnp", *BASELINES)
-    return names.index(variant) if variant in names else len(names)
+def _order(variant: str) -> tuple[int, str]:
+    names = ("lnp", *(f"lnp:{a}" for a in ABLATIONS), *BASELINES)
+    return (names.index(variant) if variant in names else len(names), variant)
 
 
 class SummaryRow(NamedTuple):
@@ -638,6 +713,7 @@ class SummaryRow(NamedTuple):
     synapses: Estimate
     metric: Estimate
     lambda_max: Estimate
+    divergence_rate: Estimate
     sops_per_step: Estimate
 
 
@@ -655,7 +731,7 @@ def summarize(records: Sequence[SweepRecord]) -> tuple[SummaryRow, ...]:
             len(groups[key]),
             *(
                 Estimate.of([getattr(r, c) for r in groups[key]])
-                for c in ("neurons", "synapses", "metric", "lambda_max", "sops_per_step")
+                for c in ("neurons", "synapses", "metric", "lambda_max", "divergence_rate", "sops_per_step")
             ),
         )
         for key in keys
@@ -672,18 +748,19 @@ def format_sweep(rows: Sequence[SummaryRow], comparisons: Sequence[Comparison], 
     """The sweep as text: where LNP stopped per seed, the summary (mean ± SEM over seeds) and the paired tests."""
     lines = ["LNP runs (sparsity where each stopped is an outcome):"]
     lines += [
-        f"  seed {s.seed}: deepest level {s.deepest_level if s.deepest_level is not None else 'none'}, "
+        f"  {s.variant} seed {s.seed}: deepest level {s.deepest_level if s.deepest_level is not None else 'none'}, "
         f"neuron sparsity {s.sparsity:.3f} ({s.note})"
         for s in sorted(stops)
     ]
     lines.append("")
     header = f"{'task':<8} {'level':>5} {'variant':<18} {'n':>2} {'neurons':>14} {'synapses':>16} {'metric':>17}"
-    header += f" {'lambda_max':>19} {'SOPs/step':>16}"
+    header += f" {'lambda_max':>19} {'divergence':>19} {'SOPs/step':>16}"
     lines += ["summary (mean ± SEM over seeds):", header]
     for r in rows:
         lines.append(
             f"{r.task:<8} {r.level:>5.2f} {r.variant:<18} {r.n_seeds:>2} {_pm(r.neurons, 1):>14} "
-            f"{_pm(r.synapses, 0):>16} {_pm(r.metric, 4):>17} {_pm(r.lambda_max, 4):>19} {_pm(r.sops_per_step, 1):>16}"
+            f"{_pm(r.synapses, 0):>16} {_pm(r.metric, 4):>17} {_pm(r.lambda_max, 4):>19} "
+            f"{_pm(r.divergence_rate, 4):>19} {_pm(r.sops_per_step, 1):>16}"
         )
     lines += [
         "",
@@ -705,16 +782,16 @@ def format_sweep(rows: Sequence[SummaryRow], comparisons: Sequence[Comparison], 
 
 
 def plot_sweep(rows: Sequence[SummaryRow], path: str | Path, *, confidence: float = 0.95) -> Path:
-    """Metric and λ_max against neuron sparsity per task (columns), one line per variant with its confidence band
-    (t interval of the mean over seeds)."""
+    """Test metric, λ_max and divergence rate (rows) against neuron sparsity per task (columns), one line per
+    variant with its confidence band (t interval of the mean over seeds)."""
     tasks = list(dict.fromkeys(r.task for r in rows))
-    figure = _figure((4.2 * len(tasks), 7.0), path)
-    axes = figure.subplots(2, len(tasks), squeeze=False)
+    figure = _figure((4.2 * len(tasks), 10.0), path)
+    axes = figure.subplots(3, len(tasks), squeeze=False)
     for col, task in enumerate(tasks):
         mine = [r for r in rows if r.task == task]
         for variant in sorted({r.variant for r in mine}, key=_order):
             line = sorted((r for r in mine if r.variant == variant), key=lambda r: r.level)
-            for ax, field in ((axes[0][col], "metric"), (axes[1][col], "lambda_max")):
+            for ax, field in zip(axes[:, col], ("metric", "lambda_max", "divergence_rate"), strict=True):
                 xs = [r.level for r in line]
                 est = [getattr(r, field) for r in line]
                 ys = [e.mean for e in est]
@@ -731,10 +808,12 @@ def plot_sweep(rows: Sequence[SummaryRow], path: str | Path, *, confidence: floa
                 )
         axes[0][col].set_title(task)
         axes[0][col].set_ylabel(f"{mine[0].metric_name} (test)")
-        axes[1][col].set_ylabel("λ_max (per step)")
-        axes[1][col].axhline(0.0, color="grey", lw=0.8)
-        for row in (0, 1):
+        axes[1][col].set_ylabel("λ_max (per step, surrogate)")
+        axes[2][col].set_ylabel("divergence rate (per step)")
+        for row in (0, 1, 2):
             axes[row][col].set_xlabel("neuron sparsity (level)")
+            if row:
+                axes[row][col].axhline(0.0, color="grey", lw=0.8)
         axes[0][col].legend(loc="best", fontsize="small")
     figure.suptitle(f"LNP vs baselines over sparsity ({confidence:.0%} confidence bands over seeds)")
     figure.savefig(Path(path), dpi=120)
