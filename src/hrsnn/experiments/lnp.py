@@ -223,6 +223,7 @@ LNP_DEFAULTS: Mapping[str, Any] = MappingProxyType(
     {
         "q_node": 0.04,
         "target_neuron_sparsity": 0.5,
+        "tune_timescales": False,
         "betweenness_backend": "igraph",
         "bo_sampler": "tpe",
         "bo_startup": 3,
@@ -236,7 +237,10 @@ speed (``benchmarks/lnp_speed.py``): 4 % of neurons per iteration until half are
 the spec's 57 at 1 %), igraph betweenness, and 8 TPE trials (3 random) of step 4 instead of 20 GP trials. Step 4's
 box is the dense gamma's shape and mean halved and doubled (k ∈ [1.5, 6], μ ∈ [10, 40]) instead of the spec's
 k ∈ [1, 10], μ ∈ [2, 100]: with the wide box and 8 trials, step 4 jumped between mean τ of 3 and 90 from one
-iteration to the next (measured). Step 1 keeps LNPConfig's "edge" scale: the closed-form Gershgorin scale made the
+iteration to the next (measured). Step 4 is off: with its objective's standard error taken into account it never
+moved τ (the best trial never beat the current τ by 2 SEM: 17 of 17 iterations at N = 1000, 6 of 6 at N = 200;
+``benchmarks/lnp_speed.py``), so it only cost time; ``lnp.tune_timescales = true`` turns it on, and the sweep's
+"with_step4" ablation measures it. Step 1 keeps LNPConfig's "edge" scale: the closed-form Gershgorin scale made the
 linear model so weakly coupled that its scores ranked synapses exactly like the covariance-free score (Spearman 1.0;
 measured)."""
 

@@ -114,13 +114,14 @@ ABLATIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         "no_step1": MappingProxyType({"prune_synapses": False}),
         "no_step3": MappingProxyType({"delocalise": False}),
-        "no_step4": MappingProxyType({"tune_timescales": False}),
+        "with_step4": MappingProxyType({"tune_timescales": True}),
         "prefer_stable": MappingProxyType({"lyapunov_preference": "stable"}),
         "leak_model": MappingProxyType({"linear_model": "leak", "scale_method": "gershgorin"}),
     }
 )
 """LNP ablations, each a set of :class:`hrsnn.pruning.LNPConfig` overrides; in a sweep each is one more LNP run
-per seed, reported as variant ``"lnp:<name>"`` and compared paired with full LNP. Step 2 (node removal) has no
+per seed, reported as variant ``"lnp:<name>"`` and compared paired with LNP as configured (whose step 4 is off
+by default: "with_step4" turns it on). Step 2 (node removal) has no
 ablation: the levels are neuron sparsities, which only step 2 reaches. "prefer_stable" reverses the A1 preference;
 "leak_model" is step 1 as it was before the rate model (A = −D + cM, Gershgorin scale). The dense network's kind
 (homogeneous τ, HRSNN, CHRSNN) is a setting of the experiment (``tau_homogeneous``, ``clustered``): one sweep each."""
