@@ -365,7 +365,8 @@ def test_experiment_lambda_max_and_objective_are_estimates_over_initial_conditio
     from hrsnn.experiments.lnp import prune_with_lnp
 
     config = LNPExperimentConfig(
-        n_neurons=40, k=6, probe_inputs=5, lnp={"k_max": 1, "q_node": 0.1, "bo_startup": 1, "bo_trials": 2},
+        n_neurons=40, k=6, probe_inputs=5,
+        lnp={"k_max": 1, "q_node": 0.1, "bo_startup": 1, "bo_trials": 2, "tune_timescales": True},
         ftle_horizon=5, ftle_windows=2, ftle_transient=10, lnp_lyapunov_steps=20, lyapunov_transient=10,
         lyapunov_align=5, bo_spectrum_top=2, lnp_ics=3,
     )  # fmt: skip
