@@ -16,6 +16,7 @@ from hrsnn.cli import main
 from hrsnn.config import from_dict, read_config_file
 from hrsnn.connectivity import ConnectivitySpec
 from hrsnn.experiments.lnp import TASKS, LNPExperimentConfig
+from hrsnn.experiments.lnp_sweep import LNPSweepConfig
 from hrsnn.experiments.runner import ExperimentConfig, TaskConfig
 from hrsnn.experiments.store import RunStore
 from hrsnn.network import LayerConfig, NeuronConfig, ReadoutConfig, RSNNConfig
@@ -91,7 +92,12 @@ def test_digits_example_runs(tmp_path, capsys):
 
 
 def _fields(*classes: type) -> set[str]:
-    return {f.name for cls in classes for f in dataclasses.fields(cls)} - {"n_inputs", "n_outputs", "model"}
+    return {f.name for cls in classes for f in dataclasses.fields(cls)} - {
+        "n_inputs",
+        "n_outputs",
+        "model",
+        "experiment",
+    }
 
 
 TRAIN_CLASSES = (ExperimentConfig, TaskConfig, RSNNConfig, LayerConfig, NeuronConfig, ConnectivitySpec, TrainConfig)
@@ -100,7 +106,9 @@ TRAIN_CLASSES = (ExperimentConfig, TaskConfig, RSNNConfig, LayerConfig, NeuronCo
 def test_every_field_is_documented_and_in_the_examples():
     docs = (EXAMPLES.parent / "docs" / "config.md").read_text("utf-8")
     missing = {
-        n for n in _fields(*TRAIN_CLASSES, ReadoutConfig, LNPExperimentConfig, LNPConfig) if f"`{n}`" not in docs
+        n
+        for n in _fields(*TRAIN_CLASSES, ReadoutConfig, LNPExperimentConfig, LNPConfig, LNPSweepConfig)
+        if f"`{n}`" not in docs
     }
     assert not missing
     for path in (*TRAIN_EXAMPLES.values(), EXAMPLES / "lnp.toml"):

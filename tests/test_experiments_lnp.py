@@ -95,7 +95,7 @@ def test_quick_run_writes_figures_and_records_the_run(quick_run):
     metrics = record.final_metrics
     assert metrics["lorenz.lnp.neurons_mean"] == _rows(payload, "lorenz", "lnp")[0]["neurons"]
     assert metrics["digits.lnp.accuracy_mean"] == _rows(payload, "digits", "lnp")[0]["metric"]
-    assert isinstance(metrics["claim.digits.random_less_stable"], bool)
+    assert metrics["claim.digits.random_less_stable"] == "not shown"  # one seed: no interval
 
 
 def test_input_layer_swap_keeps_the_recurrent_network():
@@ -156,44 +156,52 @@ def test_config_parsing_and_errors(tmp_path):
         args.func(args)
 
 
-def _row(task, variant, metric, std, synapses, lam, neurons=100.0, metric_name="nrmse"):
-    stats = (Stat(neurons, 0.0), Stat(synapses, 5.0), Stat(metric, std), Stat(lam, 0.01), Stat(0.05, 0.0))
-    ops = (Stat(40.0, 2.0), Stat(8.0, 0.0))
-    return SummaryRow(task, variant, metric_name, metric_name == "accuracy", 3, *stats, Stat(10.0, 0.0), *ops)
-
-
-def _claims(rows):
-    return {(c.task, c.name): c for c in compute_claims(rows)}
-
-
-def test_claims_from_hand_made_numbers():
-    rows = [
-        _row("lorenz", "lnp", 0.30, 0.02, 2500, -0.05),
-        _row("lorenz", "activity_pruned", 0.31, 0.01, 4900, -0.06),
-        _row("lorenz", "random_pruned", 0.35, 0.01, 2500, -0.02),
-        _row("lorenz", "lnp_homogeneous", 0.40, 0.01, 2500, -0.07),
-        _row("digits", "lnp", 0.80, 0.01, 2500, -0.05, metric_name="accuracy"),
-        _row("digits", "activity_pruned", 0.90, 0.02, 2400, -0.04, metric_name="accuracy"),
-        _row("digits", "random_pruned", 0.85, 0.01, 2500, -0.08, metric_name="accuracy"),
+def _records(task, variant, metrics, lams=(-0.05, -0.05, -0.05), synapses=2500, metric_name="nrmse"):
+    return [
+        VariantRecord(task, variant, seed, 50, synapses, m, metric_name, lam, 0.05, 10.0, 40.0, 5.0)
+        for seed, (m, lam) in enumerate(zip(metrics, lams, strict=True))
     ]
-    claims = _claims(rows)
-    assert claims[("lorenz", "lnp_synapses_le_ap")].holds
-    assert claims[("lorenz", "lnp_metric_ge_ap")].holds  # lower NRMSE is better
-    assert claims[("lorenz", "lnp_beats_ap")].holds
-    assert claims[("lorenz", "random_less_stable")].holds
-    assert claims[("lorenz", "heterogeneous_tau_helps")].holds
-    assert not claims[("digits", "lnp_synapses_le_ap")].holds  # 2500 > 2400
-    assert not claims[("digits", "lnp_metric_ge_ap")].holds  # 0.80 < 0.90 - 0.02
-    assert not claims[("digits", "lnp_beats_ap")].holds
-    assert not claims[("digits", "random_less_stable")].holds  # random is more stable
-    assert ("digits", "heterogeneous_tau_helps") not in claims  # no homogeneous row for digits
-    assert claims[("digits", "lnp_metric_ge_ap")].numbers["margin"] == 0.02
-    # "equal" means within the larger seed std: 0.33 vs 0.31 with std 0.02 still counts as equal
-    near = _claims([_row("t", "lnp", 0.33, 0.02, 1, 0.0), _row("t", "activity_pruned", 0.31, 0.0, 1, 0.0)])
-    assert near[("t", "lnp_metric_ge_ap")].holds
-    worse = _claims([_row("t", "lnp", 0.34, 0.02, 1, 0.0), _row("t", "activity_pruned", 0.31, 0.0, 1, 0.0)])
-    assert not worse[("t", "lnp_metric_ge_ap")].holds
-    assert "FAILS" in format_claims(compute_claims(rows))
+
+
+def _claims_from(records):
+    return {(c.task, c.name): c for c in compute_claims(summarize(records), records)}
+
+
+def test_claims_are_paired_verdicts_with_by_construction_labels():
+    records = [
+        *_records("lorenz", "lnp", (0.30, 0.31, 0.29), (-0.05, -0.051, -0.049)),
+        *_records("lorenz", "activity_pruned", (0.40, 0.42, 0.41), synapses=4900),
+        *_records("lorenz", "random_pruned", (0.35, 0.35, 0.35), (-0.02, -0.021, -0.019)),
+        *_records("lorenz", "lnp_homogeneous", (0.40, 0.30, 0.20)),
+        *_records("digits", "lnp", (0.80, 0.81, 0.79), metric_name="accuracy"),
+        *_records("digits", "activity_pruned", (0.90, 0.91, 0.92), synapses=2400, metric_name="accuracy"),
+        *_records("digits", "random_pruned", (0.8, 0.8, 0.8), (-0.08, -0.09, -0.07), metric_name="accuracy"),
+    ]
+    claims = _claims_from(records)
+    verdicts = {key: c.verdict for key, c in claims.items()}
+    assert verdicts[("lorenz", "lnp_neurons_le_ap")] == "by construction"
+    assert verdicts[("lorenz", "lnp_synapses_le_ap")] == "by construction"  # AP keeps all synapses of survivors
+    assert verdicts[("lorenz", "lnp_metric_ge_ap")] == "holds"  # lower NRMSE in every seed, interval above 0
+    assert verdicts[("lorenz", "lnp_beats_ap")] == "holds"
+    assert verdicts[("lorenz", "random_less_stable")] == "holds"
+    assert verdicts[("lorenz", "heterogeneous_tau_helps")] == "not shown"  # diffs +0.10, 0, -0.09
+    assert verdicts[("digits", "lnp_synapses_le_ap")] == "refuted"  # 2500 > 2400
+    assert verdicts[("digits", "lnp_metric_ge_ap")] == "refuted"
+    assert verdicts[("digits", "lnp_beats_ap")] == "refuted"
+    assert verdicts[("digits", "random_less_stable")] == "refuted"  # random is more stable in every seed
+    assert ("digits", "heterogeneous_tau_helps") not in claims  # no homogeneous variant for digits
+    metric = claims[("lorenz", "lnp_metric_ge_ap")].numbers  # d = 0.10, 0.11, 0.12 (LNP better)
+    half = 4.302652729911275 * 0.01 / math.sqrt(3)  # t_{0.975, 2} * s / sqrt(n)
+    assert metric["paired_diff_mean"] == pytest.approx(0.11)
+    assert metric["ci_low"] == pytest.approx(0.11 - half) and metric["seeds_favouring"] == 3
+    assert claims[("lorenz", "lnp_beats_ap")].holds and not claims[("digits", "lnp_beats_ap")].holds
+    text = format_claims(compute_claims(summarize(records), records))
+    assert "REFUTED" in text and "BY CONSTRUCTION" in text and "NOT SHOWN" in text
+
+
+def test_one_seed_shows_nothing():
+    records = [*_records("t", "lnp", (0.3,), (-0.05,)), *_records("t", "activity_pruned", (0.9,), (-0.05,))]
+    assert _claims_from(records)[("t", "lnp_metric_ge_ap")].verdict == "not shown"
 
 
 def test_summarize_means_and_sample_std():
@@ -209,25 +217,6 @@ def test_summarize_means_and_sample_std():
     assert not rows["lnp"].higher_is_better and rows["dense"].metric.std == 0.0
 
 
-def test_claims_report_paired_per_seed_differences():
-    metrics = {"lnp": (0.30, 0.50, 0.20), "activity_pruned": (0.35, 0.45, 0.30), "random_pruned": (0.4, 0.4, 0.4)}
-    lams = {"lnp": (-0.05, -0.03, -0.04), "activity_pruned": (-0.1,) * 3, "random_pruned": (-0.02, -0.04, -0.01)}
-    records = [
-        VariantRecord("lorenz", v, seed, 50, 100, metrics[v][seed], "nrmse", lams[v][seed], 0.05, 10.0, 40.0, 5.0)
-        for v in metrics
-        for seed in range(3)
-    ]
-    claims = _claims_from(records)
-    metric = claims[("lorenz", "lnp_metric_ge_ap")].numbers  # LNP better in seeds 0 and 2 (lower NRMSE)
-    assert metric["seeds_favouring"] == 2 and metric["seeds_paired"] == 3
-    assert metric["paired_diff_mean"] == pytest.approx((0.05 - 0.05 + 0.10) / 3)
-    stability = claims[("lorenz", "random_less_stable")].numbers  # random higher in seeds 0 and 2
-    assert (stability["seeds_favouring"], stability["paired_diff_mean"]) == (2, pytest.approx(0.05 / 3))
-    assert "paired_diff_mean" not in compute_claims(summarize(records))[2].numbers  # only with records
-
-
-def _claims_from(records):
-    return {(c.task, c.name): c for c in compute_claims(summarize(records), records)}
 
 
 def test_spectrum_figure_and_table_agree_on_lambda_max(quick_run):

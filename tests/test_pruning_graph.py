@@ -12,7 +12,14 @@ import torch
 
 from hrsnn.dynamics.noise import inverse_participation_ratio
 from hrsnn.errors import ConfigError
-from hrsnn.pruning.graph import betweenness_centrality, degree_heterogeneity, edge_list, localisation_scores
+from hrsnn.pruning.graph import (
+    betweenness_centrality,
+    degree_heterogeneity,
+    edge_list,
+    global_efficiency,
+    localisation_scores,
+    shortest_path_lengths,
+)
 
 
 def _path(n: int, both_ways: bool = True) -> torch.Tensor:
@@ -114,3 +121,47 @@ def test_degree_heterogeneity_by_hand():
     assert math.isclose(degree_heterogeneity(torch.tensor([1.0, 2.0, 3.0])), math.sqrt(2.0 / 3.0) / 2.0)
     assert degree_heterogeneity(torch.tensor([2.0, 2.0, 2.0])) == 0.0
     assert degree_heterogeneity(torch.zeros(3)) == 0.0
+
+
+def _weighted_cycle() -> torch.Tensor:
+    w = torch.zeros(3, 3, dtype=torch.float64)
+    w[1, 0] = 1.0  # 0 → 1, length 1
+    w[2, 1] = -0.5  # 1 → 2, length 2 (|w| counts)
+    w[0, 2] = 0.25  # 2 → 0, length 4
+    return w
+
+
+def test_shortest_path_lengths_by_hand_in_post_pre_layout():
+    w = _weighted_cycle()
+    inf = math.inf
+    # entry (i, j) = shortest j → i: 0→1 1, 0→2 1+2, 1→2 2, 1→0 2+4, 2→0 4, 2→1 4+1
+    expected = torch.tensor([[0.0, 6.0, 4.0], [1.0, 0.0, 5.0], [3.0, 2.0, 0.0]]).double()
+    torch.testing.assert_close(shortest_path_lengths(w), expected)
+    hops = torch.tensor([[0.0, 2.0, 1.0], [1.0, 0.0, 2.0], [2.0, 1.0, 0.0]]).double()
+    torch.testing.assert_close(shortest_path_lengths(w, lengths="unweighted"), hops)
+    # undirected: {0,1} 1, {1,2} 2, {0,2} min(4, 1+2) = 3
+    sym = torch.tensor([[0.0, 1.0, 3.0], [1.0, 0.0, 2.0], [3.0, 2.0, 0.0]]).double()
+    torch.testing.assert_close(shortest_path_lengths(w, directed=False), sym)
+    one_way = torch.zeros(3, 3)
+    one_way[1, 0] = 2.0  # 0 → 1 only, length 1/2; node 2 isolated
+    expected = torch.full((3, 3), inf, dtype=torch.float64)
+    expected.fill_diagonal_(0.0)
+    expected[1, 0] = 0.5
+    torch.testing.assert_close(shortest_path_lengths(one_way), expected)
+
+
+def test_global_efficiency_by_hand():
+    w = _weighted_cycle()
+    # mean over the 6 ordered pairs of 1/d: (1 + 1/3 + 1/2 + 1/6 + 1/4 + 1/5) / 6
+    assert math.isclose(global_efficiency(w), (1 + 1 / 3 + 1 / 2 + 1 / 6 + 1 / 4 + 1 / 5) / 6)
+    assert math.isclose(global_efficiency(w, lengths="unweighted"), (3 * 1.0 + 3 * 0.5) / 6)
+    assert math.isclose(global_efficiency(w, directed=False), 2 * (1 + 1 / 2 + 1 / 3) / 6)
+    complete = torch.ones(4, 4)
+    assert math.isclose(global_efficiency(complete, lengths="unweighted"), 1.0)
+    one_way = torch.zeros(3, 3)
+    one_way[1, 0] = 2.0  # only 0 → 1 (length 1/2) is connected: 2 / 6
+    assert math.isclose(global_efficiency(one_way), 2.0 / 6.0)
+    assert global_efficiency(torch.zeros(5, 5)) == 0.0
+    with pytest.raises(ConfigError) as info:
+        global_efficiency(torch.ones(1, 1))
+    assert info.value.field == "weight"

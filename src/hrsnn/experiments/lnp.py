@@ -10,12 +10,14 @@ Pipeline of :func:`run_lnp_experiment`, for every seed s:
    (lattice in-degree ``k``, rewiring ``p_rewire``; clustered small world for the CHRSNN), Dale's law with 80 %
    excitatory neurons,
    :math:`|W_{ij}| \sim |N(0, 1/k)|`, inhibitory columns multiplied by ``inhibitory_gain`` (4 balances E and I),
-   then :math:`W \leftarrow W \rho / \rho(W)` with :math:`\rho` = ``spectral_radius``. Every neuron gets the
-   background current :math:`b_i` = ``bias``. The *probe* input layer has ``probe_inputs`` lines driven by Poisson
-   spikes of ``drive_rate`` per step (spec §2.5's noise probe).
+   then :math:`W \leftarrow W \rho / \rho(W)` with :math:`\rho` = ``spectral_radius``, or, with ``start_at_edge``,
+   ρ = ``edge_factor`` × the radius where the stability measure crosses 0 (:func:`edge_radius`). Every neuron gets
+   the background current :math:`b_i` = ``bias``. The *probe* input layer has ``probe_inputs`` lines driven by
+   Poisson spikes of ``drive_rate`` per step (spec §2.5's noise probe).
 2. **LNP** (:func:`prune_with_lnp`, :func:`hrsnn.pruning.lnp_prune`) under that probe drive, with per-neuron
-   node-wise FTLEs (:func:`node_exponents`) and the largest exponent (:func:`largest_exponent`), both of the
-   surrogate-smoothed spiking map (:mod:`hrsnn.dynamics.snn`).
+   node-wise FTLEs (:func:`node_exponents`) of the surrogate-smoothed spiking map (:mod:`hrsnn.dynamics.snn`). Its
+   stability stop uses ``stability_measure`` (:data:`STABILITY_MEASURES`): the surrogate map's λ_max, or the
+   surrogate-free divergence rate of ε-perturbed membranes (:func:`hrsnn.dynamics.perturbation_divergence`).
 3. **Baselines**: ``random_pruned`` (:func:`random_sparse`: a uniform random set of LNP's neuron count, then of
    LNP's synapse count, rescaled to the dense spectral radius by default); ``lnp_homogeneous`` (the LNP network
    with every τ set to its mean τ̄); per task ``activity_pruned`` (:func:`activity_baseline`: the dense network
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import sys
@@ -71,7 +74,9 @@ from hrsnn.dynamics import (
     LyapunovConfig,
     SpikingMap,
     driven_gains,
+    edge_of_chaos,
     node_ftle,
+    perturbation_divergence,
     rsnn_lyapunov,
 )
 from hrsnn.errors import ConfigError, MissingDependencyError
@@ -92,7 +97,7 @@ from hrsnn.pruning import (
 )
 from hrsnn.pruning.lnp import stability_objective
 from hrsnn.readout import ReadoutFitConfig, fit_readout
-from hrsnn.stats import Estimate
+from hrsnn.stats import Estimate, paired_comparison
 from hrsnn.tasks import (
     RegressionDataset,
     SequenceDataset,
@@ -105,10 +110,13 @@ from hrsnn.timescales import sampler_from_dict
 from hrsnn.training import TrainConfig, Trainer
 
 __all__ = [
+    "DIVERGENCE_HORIZON",
+    "DIVERGENCE_TRANSIENT",
     "HIGHER_IS_BETTER",
     "LNP_DEFAULTS",
     "QUICK_PRESET",
     "RANDOM_RADII",
+    "STABILITY_MEASURES",
     "TASKS",
     "TRAINERS",
     "VARIANTS",
@@ -124,6 +132,7 @@ __all__ = [
     "build_dense",
     "cmd_lnp",
     "compute_claims",
+    "edge_radius",
     "evaluate_on_task",
     "format_claims",
     "format_table",
@@ -135,6 +144,7 @@ __all__ = [
     "plot_lnp_history",
     "plot_spectra",
     "probe_drive",
+    "probe_spectra",
     "prune_with_lnp",
     "random_sparse",
     "run_lnp_experiment",
@@ -321,6 +331,30 @@ class LNPExperimentConfig:
         lnp_ics: initial conditions (each with its own probe-drive realisation) of every λ_max and step-4 objective
             inside LNP, so each comes as a mean with its standard error (at N = 200 and 200 steps one λ_max has an
             SD of about 0.01 across initial conditions, more than step 4's trials differ by; measured).
+        stability_measure: what LNP's stability stop (and ``start_at_edge``) measures, a key of
+            :data:`STABILITY_MEASURES`: "lyapunov", λ_max of the surrogate-smoothed map, or "divergence", the
+            surrogate-free growth rate of ε-perturbed membranes. An iteration whose measure's mean exceeds
+            ``lnp.lambda_max_threshold`` (0) is reverted and LNP stops; the history's and the epoch rows'
+            ``lambda_max`` then hold the chosen measure. Step 4's objective (``lnp.tune_timescales``) uses λ_max
+            either way. Measured (N = 300, seeds 0 and 1, ``lnp.target_neuron_sparsity`` 0.9): "lyapunov" never
+            stops LNP (λ_max in [−0.085, −0.018] at each of 45 and 42 iterations until the target, and < 0 at every
+            radius up to 128), so the sparsity is an input. "divergence" at the default ρ = 10 reverts the first
+            iteration (+0.027 ± 0.003 and +0.022 ± 0.003 with 16 pairs): perturbations grow, LNP prunes nothing.
+        lnp_divergence_epsilon, lnp_divergence_pairs: ε (norm of the membrane perturbation) and the number of
+            pairs of the "divergence" measure (:data:`DIVERGENCE_TRANSIENT` steps, the perturbation, a fit over
+            :data:`DIVERGENCE_HORIZON` steps); named apart from the sweep's ``divergence_epsilon`` and
+            ``divergence_pairs`` (its measurement columns, same flat file). 64 pairs, not the sweep's 16: with 16
+            (SEM ≈ 0.005) seed 0's rate is > 0 at every radius of the default ``edge_radii`` (+0.004 at ρ = 1), so
+            ``start_at_edge`` found no edge; with 64 (SEM ≈ 0.0024) both seeds cross, at ρ = 3.6 and 4.3. Cost at
+            N = 300: 0.37 s per call (16 pairs: 0.10 s), N = 1000: 1.9 s (one thread).
+        start_at_edge, edge_radii, edge_factor: rescale the dense network to ``edge_factor`` × the first radius
+            of ``edge_radii`` at which ``stability_measure`` crosses 0 (:func:`edge_radius`); ``spectral_radius``
+            then only matters through rounding. Measured (N = 300, target 0.9): with "divergence" the crossing is
+            never resolved (the rate stays within ±0.005 of 0 for every ρ ≤ 4), so the stop is decided by noise:
+            seed 0 (ρ = 3.65) reaches the target (sparsity 0.90, 23 iterations; the rate fell to ≈ −0.015 after
+            iteration 8), seed 1 (ρ = 4.32) reverts iteration 2 at +0.0013 ± 0.0024 and stops at sparsity 0.04;
+            ``edge_factor`` 0.9 reverts iteration 1 of both seeds (+0.0008 and +0.0009, each ± 0.0025). With
+            "lyapunov" no radius in ``edge_radii`` (nor up to 128) crosses 0, so :func:`build_dense` raises.
         lyapunov_steps, lyapunov_transient, lyapunov_align: λ_max and spectra of the table and figure.
         spectrum_top: m, the number of leading exponents in ``lyapunov_spectra.png``.
         bo_spectrum_top: m of the spectrum term of LNP step 4's objective (0: only :math:`(\lambda_1 - \lambda^*)^2`).
@@ -364,6 +398,12 @@ class LNPExperimentConfig:
     lyapunov_method: Literal["surrogate", "exact", "rate"] = "surrogate"
     lnp_lyapunov_steps: int = 200
     lnp_ics: int = 4
+    stability_measure: Literal["lyapunov", "divergence"] = "lyapunov"
+    lnp_divergence_epsilon: float = 0.1
+    lnp_divergence_pairs: int = 64
+    start_at_edge: bool = False
+    edge_radii: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+    edge_factor: float = 1.0
     lyapunov_steps: int = 500
     lyapunov_transient: int = 100
     lyapunov_align: int = 50
@@ -396,7 +436,7 @@ class LNPExperimentConfig:
             object.__setattr__(self, name, _real(name, getattr(self, name), low=0.0, strict=True))
         for name in ("tau_floor", "inhibitory_gain", "bias", "input_gain"):
             object.__setattr__(self, name, _real(name, getattr(self, name), low=0.0))
-        for name in ("clustered", "tau_homogeneous", "quick", "bo_target_dense"):
+        for name in ("clustered", "tau_homogeneous", "quick", "bo_target_dense", "start_at_edge"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, getattr(self, name), "must be true or false")
         if not isinstance(self.cluster_means, tuple) or not self.cluster_means:
@@ -410,8 +450,23 @@ class LNPExperimentConfig:
             if self.k >= smallest:
                 raise ConfigError("k", self.k, f"must be < the smallest cluster ({smallest} neurons)")
         _positive_int("probe_inputs", self.probe_inputs)
-        for name in ("ftle_horizon", "ftle_windows", "ftle_chunk", "lnp_lyapunov_steps", "lnp_ics", "lyapunov_steps"):
+        names = ("ftle_horizon", "ftle_windows", "ftle_chunk", "lnp_lyapunov_steps", "lnp_ics", "lyapunov_steps")
+        for name in (*names, "lnp_divergence_pairs"):
             _positive_int(name, getattr(self, name))
+        _choice("stability_measure", self.stability_measure, STABILITY_MEASURES)
+        floor = torch.finfo(torch.float32).eps * self.threshold  # perturbation_divergence's membrane resolution
+        epsilon = _real("lnp_divergence_epsilon", self.lnp_divergence_epsilon, low=0.0)
+        object.__setattr__(self, "lnp_divergence_epsilon", epsilon)
+        if epsilon < floor:
+            reason = f"must be >= {floor:.3g}, the float32 membrane resolution at threshold {self.threshold:g}"
+            raise ConfigError("lnp_divergence_epsilon", self.lnp_divergence_epsilon, reason)
+        object.__setattr__(self, "edge_factor", _real("edge_factor", self.edge_factor, low=0.0, strict=True))
+        if not isinstance(self.edge_radii, tuple) or len(self.edge_radii) < 2:
+            raise ConfigError("edge_radii", self.edge_radii, "must be a list of at least two spectral radii")
+        radii = tuple(_real(f"edge_radii[{i}]", r, low=0.0, strict=True) for i, r in enumerate(self.edge_radii))
+        if any(b <= a for a, b in itertools.pairwise(radii)):
+            raise ConfigError("edge_radii", list(self.edge_radii), "must be strictly increasing")
+        object.__setattr__(self, "edge_radii", radii)
         for name in ("ftle_transient", "lyapunov_transient", "lyapunov_align"):
             _positive_int(name, getattr(self, name), 0)
         _positive_int("spectrum_top", self.spectrum_top)
@@ -527,7 +582,41 @@ def build_dense(config: LNPExperimentConfig, seed: int) -> RSNN:
         mean_total = config.probe_inputs * config.drive_rate
         rec.input.weight.copy_(_input_weights(config.n_neurons, config.probe_inputs, mean_total, config, seed + 1))
         rec.input.bias.fill_(config.bias)
+    if config.start_at_edge:
+        radius = _edge_radius(model, config, seed)
+        with torch.no_grad():  # the very operation by which edge_of_chaos made the networks it measured
+            rec.weight_rec.copy_(scale_to_spectral_radius(rec.effective_recurrent_weight().detach(), radius))
     return model
+
+
+def edge_radius(config: LNPExperimentConfig, seed: int) -> float:
+    """``edge_factor`` × the critical spectral radius of seed ``seed``'s dense network under ``stability_measure``.
+
+    :func:`hrsnn.dynamics.edge_of_chaos` rescales the dense network (:func:`build_dense` without
+    ``start_at_edge``) to every radius of ``edge_radii`` and measures it (:data:`STABILITY_MEASURES`, with the
+    seed's common random numbers); the critical radius is the first crossing of the mean through 0, interpolated
+    linearly between the two radii that bracket it. It is taken even when not *resolved* (a bracketing mean within
+    2 SEM of 0): the divergence rate hovers a few thousandths around 0 below the radius where perturbations clearly
+    grow (measured), so its first crossing is noisy. No crossing raises a :class:`ConfigError` naming
+    ``edge_radii`` with the measured means. Cost: one measure per radius on the dense network, nothing cached:
+    every :func:`build_dense` call (each seed of ``hrsnn lnp`` and of the sweep, and again on a resume) repeats the
+    search. Per radius (one thread): N = 300, 0.37 s for "divergence" (64 pairs) and 0.23 s for "lyapunov"
+    (4 initial conditions, 200 steps); N = 1000, 1.9 s and 0.8 s, i.e. 15 s and 6 s for the 8 default radii.
+    """
+    return _edge_radius(build_dense(dataclasses.replace(config, start_at_edge=False), seed), config, seed)
+
+
+def _edge_radius(dense: RSNN, config: LNPExperimentConfig, seed: int) -> float:
+    measure = STABILITY_MEASURES[config.stability_measure]
+    result = edge_of_chaos(dense, config.edge_radii, lambda model: measure(model, config, seed))
+    if result.critical_radius is None:
+        means = ", ".join(f"{r:g}: {e.mean:+.4g}" for r, e in zip(result.radii, result.estimates, strict=True))
+        reason = (
+            f"the {config.stability_measure!r} stability measure of seed {seed}'s dense network never crosses 0 "
+            f"({result.verdict}; mean at each radius: {means}); widen edge_radii or set start_at_edge = false"
+        )
+        raise ConfigError("edge_radii", list(config.edge_radii), reason)
+    return result.critical_radius * config.edge_factor
 
 
 def with_input_layer(model: RSNN, weight: Tensor, *, n_outputs: int | None = None, seed: int = 0) -> RSNN:
@@ -710,6 +799,62 @@ def largest_exponent(model: RSNN, config: LNPExperimentConfig, seed: int, *, n_s
     return float(top_exponents(model, config, seed, m=1, n_steps=n_steps)[0])
 
 
+def probe_spectra(model: RSNN, config: LNPExperimentConfig, seed: int, m: int) -> Tensor:
+    """(``lnp_ics``, m) leading Lyapunov exponents under the probe drive, one row per initial condition (each with
+    its own drive realisation), over ``lnp_lyapunov_steps`` steps: LNP's λ_max and step-4 spectra."""
+    lyap = LyapunovConfig(
+        n_steps=config.lnp_lyapunov_steps,
+        transient=config.lyapunov_transient,
+        align=config.lyapunov_align,
+        n_exponents=min(m, model.layers[0].size),
+        seed=seed,
+    )
+    drive = probe_drive(config, seed)
+    method = config.lyapunov_method
+    return rsnn_lyapunov(model, lyap, method=method, drive=drive, batch=config.lnp_ics, seed=seed).exponents
+
+
+def _lyapunov_measure(model: RSNN, config: LNPExperimentConfig, seed: int) -> Estimate:
+    values = probe_spectra(model, config, seed, 1)[:, 0]
+    if not bool(torch.isfinite(values).all()):  # a diverging run counts as unstable
+        return Estimate(math.inf, math.nan, values.numel())
+    return Estimate.of(values.tolist())
+
+
+DIVERGENCE_TRANSIENT = 100
+"""Steps of the "divergence" measure before the perturbation (:func:`hrsnn.dynamics.perturbation_divergence`'s
+default)."""
+
+DIVERGENCE_HORIZON = 100
+"""Steps of the "divergence" measure after the perturbation, all in the rate's fit (its default too)."""
+
+
+def _divergence_measure(model: RSNN, config: LNPExperimentConfig, seed: int) -> Estimate:
+    drive = probe_drive(config, seed)
+    return perturbation_divergence(
+        model,
+        drive,
+        epsilon=config.lnp_divergence_epsilon,
+        n_pairs=config.lnp_divergence_pairs,
+        transient=DIVERGENCE_TRANSIENT,
+        horizon=DIVERGENCE_HORIZON,
+        seed=seed,
+    ).rate
+
+
+StabilityMeasure = Callable[[RSNN, LNPExperimentConfig, int], Estimate]
+"""A network's stability under the probe drive, ``measure(model, config, seed)``: > 0 unstable, < 0 stable."""
+
+STABILITY_MEASURES: Mapping[str, StabilityMeasure] = MappingProxyType(
+    {"lyapunov": _lyapunov_measure, "divergence": _divergence_measure}
+)
+"""Read-only map from ``stability_measure`` to its function, each seeded by ``seed`` alone (common random numbers:
+the same drive, initial conditions and perturbations at every call). "lyapunov": λ_1 of the surrogate-smoothed map
+over ``lnp_ics`` initial conditions and ``lnp_lyapunov_steps`` steps (:func:`probe_spectra`; a non-finite run is
++inf). "divergence": the rate of :func:`hrsnn.dynamics.perturbation_divergence` with ε = ``lnp_divergence_epsilon``,
+``lnp_divergence_pairs`` pairs, :data:`DIVERGENCE_TRANSIENT` and :data:`DIVERGENCE_HORIZON` steps."""
+
+
 def prune_with_lnp(
     model: RSNN,
     config: LNPExperimentConfig,
@@ -722,23 +867,24 @@ def prune_with_lnp(
     r"""Run :func:`hrsnn.pruning.lnp_prune` on layer 0 with this experiment's dynamics.
 
     ``exponents_fn`` = :func:`node_exponents`, ``gains_fn`` = :func:`node_gains` (step 1's rate model),
-    ``lambda_max_fn`` = λ_1 over ``lnp_lyapunov_steps`` steps from ``lnp_ics`` initial conditions, each with its own
-    drive realisation (an :class:`hrsnn.stats.Estimate`: mean ± SEM); all use the probe drive with the same seed at
-    every call (common random numbers, so step 4 compares timescales under the same noise realisations). With
-    ``bo_spectrum_top`` = m > 0, step 4 minimises the spec's full objective :math:`J = (\lambda_1 - \lambda^*)^2 +
-    \beta \sum_{k \le m} (\lambda_k - \lambda_{ref,k})^2` (:func:`hrsnn.pruning.lnp.stability_objective`; λ_ref:
-    the dense network's top m averaged over the initial conditions), J taken per initial condition of a trial's
-    top-m spectra, then mean ± SEM; with ``bo_target_dense`` λ* is the dense network's λ_1 (spec A9: keep the dense
-    network's stability) instead of ``lnp.lambda_target``; step 4's ``tau_floor`` is this config's ``tau_floor``
-    unless ``lnp`` sets it. The pruning draws come from a generator seeded with ``seed``; with ``checkpoint_path`` a
-    killed run resumes. ``on_iteration`` gets the history after every
-    iteration (the store logs it as it happens).
+    ``lambda_max_fn`` = the ``stability_measure`` of :data:`STABILITY_MEASURES` (an :class:`hrsnn.stats.Estimate`:
+    mean ± SEM; an iteration whose mean exceeds ``lnp.lambda_max_threshold`` is reverted and LNP stops); all use the
+    probe drive with the same seed at every call (common random numbers, so step 4 compares timescales under the
+    same noise realisations). Step 4's objective always uses λ_max (:func:`probe_spectra`), whatever the stability
+    measure. With ``bo_spectrum_top`` = m > 0, step 4 minimises the spec's full objective
+    :math:`J = (\lambda_1 - \lambda^*)^2 + \beta \sum_{k \le m} (\lambda_k - \lambda_{ref,k})^2`
+    (:func:`hrsnn.pruning.lnp.stability_objective`; λ_ref: the dense network's top m averaged over the initial
+    conditions), J taken per initial condition of a trial's top-m spectra, then mean ± SEM; with
+    ``bo_target_dense`` λ* is the dense network's λ_1 (spec A9: keep the dense network's stability) instead of
+    ``lnp.lambda_target``; step 4's ``tau_floor`` is this config's ``tau_floor`` unless ``lnp`` sets it. The pruning
+    draws come from a generator seeded with ``seed``; with ``checkpoint_path`` a killed run resumes.
+    ``on_iteration`` gets the history after every iteration (the store logs it as it happens).
     """
 
     lnp_config = config.lnp_config()
     if "tau_floor" not in config.lnp:  # step 4 retunes τ within the dense initialisation's family (floor + Γ)
         lnp_config = dataclasses.replace(lnp_config, tau_floor=config.tau_floor)
-    steps = config.lnp_lyapunov_steps
+    stability = STABILITY_MEASURES[config.stability_measure]
 
     def exponents(candidate: RSNN) -> Tensor:
         return node_exponents(candidate, config, seed)
@@ -746,35 +892,17 @@ def prune_with_lnp(
     def gains(candidate: RSNN) -> Tensor:
         return node_gains(candidate, config, seed)
 
-    def spectra(candidate: RSNN, m: int) -> Tensor:
-        """(lnp_ics, m) leading exponents under the probe drive, one row per initial condition."""
-        lyap = LyapunovConfig(
-            n_steps=steps,
-            transient=config.lyapunov_transient,
-            align=config.lyapunov_align,
-            n_exponents=min(m, candidate.layers[0].size),
-            seed=seed,
-        )
-        drive = probe_drive(config, seed)
-        method = config.lyapunov_method
-        return rsnn_lyapunov(candidate, lyap, method=method, drive=drive, batch=config.lnp_ics, seed=seed).exponents
-
-    def estimate(values: Tensor) -> Estimate:
-        if not bool(torch.isfinite(values).all()):  # a diverging run counts as unstable
-            return Estimate(math.inf, math.nan, values.numel())
-        return Estimate.of(values.tolist())
-
     def lambda_max(candidate: RSNN) -> Estimate:
-        return estimate(spectra(candidate, 1)[:, 0])
+        return stability(candidate, config, seed)
 
     objective: Callable[[RSNN], Estimate] | None = None
     if config.bo_spectrum_top > 0 and lnp_config.tune_timescales:
-        reference = spectra(model, config.bo_spectrum_top).mean(0)
+        reference = probe_spectra(model, config, seed, config.bo_spectrum_top).mean(0)
         if config.bo_target_dense:
             lnp_config = dataclasses.replace(lnp_config, lambda_target=float(reference[0]))
 
         def objective(candidate: RSNN) -> Estimate:
-            rows = spectra(candidate, config.bo_spectrum_top)
+            rows = probe_spectra(candidate, config, seed, config.bo_spectrum_top)
             if not bool(torch.isfinite(rows).all()):
                 return Estimate(math.inf, math.nan, rows.shape[0])
             return Estimate.of(
@@ -1087,59 +1215,69 @@ def _variant_order(variant: str) -> tuple[int, str]:
 
 @dataclass(frozen=True)
 class Claim:
-    """One of the paper's claims checked on the table: whether it holds here, and the numbers behind it."""
+    """One of the paper's claims checked on the runs: its verdict here, and the numbers behind it.
+
+    ``verdict``: "holds" or "refuted" when the paired 95 % interval over seeds (:func:`hrsnn.stats.paired_comparison`)
+    excludes 0 in the claim's favour or against it, "not shown" when it does not (or with one seed), "by
+    construction" for a comparison the experiment fixes itself (e.g. equal neuron counts).
+    """
 
     name: str
     task: str
-    holds: bool
+    verdict: Literal["holds", "refuted", "not shown", "by construction"]
     statement: str
     numbers: Mapping[str, float]
     note: str = ""
+
+    @property
+    def holds(self) -> bool:
+        """Whether the claim is shown (or true by construction)."""
+        return self.verdict in ("holds", "by construction")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
         return {**dataclasses.asdict(self), "numbers": dict(self.numbers)}
 
 
-def _not_worse(a: SummaryRow, b: SummaryRow) -> tuple[bool, float]:
-    """Whether a's metric is equal to or better than b's, "equal" meaning within the larger of the two seed stds."""
-    margin = max(a.metric.std, b.metric.std)
-    diff = a.metric.mean - b.metric.mean if a.higher_is_better else b.metric.mean - a.metric.mean
-    rounding = 1e-12 * max(1.0, abs(a.metric.mean), abs(b.metric.mean))
-    return diff >= -margin - rounding, margin
-
-
-def _paired(records: Sequence[VariantRecord], task: str, a: str, b: str, column: str, sign: float) -> dict[str, float]:
-    r"""Per-seed differences :math:`d_s = \pm(a_s - b_s)` over the seeds both variants have (the sign makes d > 0
-    favour the claim): their mean and std, and in how many seeds d > 0. Empty without common seeds."""
+def _paired_claim(
+    records: Sequence[VariantRecord], task: str, a: str, b: str, column: str, higher_is_better: bool
+) -> tuple[Literal["holds", "refuted", "not shown"], dict[str, float]]:
+    """Paired comparison of ``column`` between variants a and b over their common seeds (d > 0 favours a)."""
     values_a = {r.seed: float(getattr(r, column)) for r in records if (r.task, r.variant) == (task, a)}
     values_b = {r.seed: float(getattr(r, column)) for r in records if (r.task, r.variant) == (task, b)}
     seeds = sorted(values_a.keys() & values_b.keys())
     if not seeds:
-        return {}
-    diffs = [sign * (values_a[s] - values_b[s]) for s in seeds]
-    stat = Stat.of(diffs)
-    favouring = float(sum(d > 0 for d in diffs))
-    return {
-        "paired_diff_mean": stat.mean,
-        "paired_diff_std": stat.std,
-        "seeds_favouring": favouring,
-        "seeds_paired": float(len(seeds)),
+        return "not shown", {}
+    c = paired_comparison(
+        [values_a[s] for s in seeds], [values_b[s] for s in seeds], higher_is_better=higher_is_better
+    )
+    numbers = {
+        "paired_diff_mean": c.diff,
+        "ci_low": c.ci_low,
+        "ci_high": c.ci_high,
+        "seeds_favouring": float(c.wins),
+        "seeds_paired": float(c.n),
+        "wilcoxon_p": c.wilcoxon_p,
     }
+    verdict: Literal["holds", "refuted", "not shown"] = (
+        "holds" if c.ci_low > 0 else "refuted" if c.ci_high < 0 else "not shown"
+    )
+    return verdict, numbers
 
 
-def compute_claims(rows: Sequence[SummaryRow], records: Sequence[VariantRecord] = ()) -> tuple[Claim, ...]:
-    """Check the paper's claims per task from the table (each claim needs the variants it compares).
+_PAIRED_NOTE = "paired over seeds: holds/refuted only when the 95 % interval excludes 0"
 
-    * ``lnp_neurons_le_ap``, ``lnp_synapses_le_ap``: LNP's mean count ≤ AP's.
-    * ``lnp_metric_ge_ap``: LNP's metric equal or better than AP's (equal: within the larger seed std).
-    * ``lnp_beats_ap``: the three above together (the abstract's claim).
-    * ``random_less_stable``: mean λ_max of the random baseline > LNP's.
-    * ``heterogeneous_tau_helps``: LNP's metric equal or better than with homogeneous τ.
 
-    With the per-seed ``records``, metric and λ_max claims also report paired per-seed differences
-    (:func:`_paired`: ``paired_diff_mean``, ``paired_diff_std``, ``seeds_favouring`` of ``seeds_paired``); they
-    do not change the verdicts.
+def compute_claims(rows: Sequence[SummaryRow], records: Sequence[VariantRecord]) -> tuple[Claim, ...]:
+    """Check the paper's claims per task (each claim needs the variants it compares); see :class:`Claim`.
+
+    * ``lnp_neurons_le_ap``: by construction (AP is pruned to LNP's neuron count).
+    * ``lnp_synapses_le_ap``: by construction when it holds in every seed (AP removes neurons only and keeps every
+      synapse among them), refuted otherwise.
+    * ``lnp_metric_ge_ap``: LNP's metric better than AP's, paired over seeds.
+    * ``lnp_beats_ap``: the three together (the abstract's claim): holds only if the metric claim holds.
+    * ``random_less_stable``: λ_max of the random baseline above LNP's, paired over seeds.
+    * ``heterogeneous_tau_helps``: LNP's metric better than with homogeneous τ, paired over seeds.
     """
     by_key = {(r.task, r.variant): r for r in rows}
     claims: list[Claim] = []
@@ -1147,68 +1285,56 @@ def compute_claims(rows: Sequence[SummaryRow], records: Sequence[VariantRecord] 
         lnp = by_key.get((task, "lnp"))
         if lnp is None:
             continue
-        sign = 1.0 if lnp.higher_is_better else -1.0
-        ap = by_key.get((task, "activity_pruned"))
-        if ap is not None:
-            claims += _ap_claims(task, lnp, ap, _paired(records, task, "lnp", "activity_pruned", "metric", sign))
+        if (task, "activity_pruned") in by_key:
+            claims += _ap_claims(task, lnp, records)
         random = by_key.get((task, "random_pruned"))
         if random is not None:
+            verdict, paired = _paired_claim(records, task, "random_pruned", "lnp", "lambda_max", True)
             lam = {
                 "random_lambda_max": random.lambda_max.mean,
-                "random_lambda_max_std": random.lambda_max.std,
                 "lnp_lambda_max": lnp.lambda_max.mean,
-                "lnp_lambda_max_std": lnp.lambda_max.std,
-                **_paired(records, task, "random_pruned", "lnp", "lambda_max", 1.0),
+                **paired,
                 "random_spectral_radius": random.spectral_radius.mean,
                 "lnp_spectral_radius": lnp.spectral_radius.mean,
             }
-            holds = random.lambda_max.mean > lnp.lambda_max.mean
-            note = "depends on the random network's spectral radius (config random_radius)"
-            claims.append(Claim("random_less_stable", task, holds, "random sparse less stable than LNP", lam, note))
+            note = f"{_PAIRED_NOTE}; depends on the random network's spectral radius (config random_radius)"
+            claims.append(Claim("random_less_stable", task, verdict, "random sparse less stable than LNP", lam, note))
         homog = by_key.get((task, "lnp_homogeneous"))
         if homog is not None:
-            ok, margin = _not_worse(lnp, homog)
-            num = {
-                "heterogeneous_metric": lnp.metric.mean,
-                "homogeneous_metric": homog.metric.mean,
-                "margin": margin,
-                **_paired(records, task, "lnp", "lnp_homogeneous", "metric", sign),
-            }
-            statement = f"heterogeneous tau gives equal or better {lnp.metric_name} than homogeneous tau"
-            claims.append(Claim("heterogeneous_tau_helps", task, ok, statement, num, _EQUAL_NOTE))
+            verdict, paired = _paired_claim(records, task, "lnp", "lnp_homogeneous", "metric", lnp.higher_is_better)
+            num = {"heterogeneous_metric": lnp.metric.mean, "homogeneous_metric": homog.metric.mean, **paired}
+            statement = f"heterogeneous tau gives better {lnp.metric_name} than homogeneous tau"
+            claims.append(Claim("heterogeneous_tau_helps", task, verdict, statement, num, _PAIRED_NOTE))
     return tuple(claims)
 
 
-_EQUAL_NOTE = "equal = within the larger seed std"
-
-
-def _ap_claims(task: str, lnp: SummaryRow, ap: SummaryRow, paired: Mapping[str, float]) -> list[Claim]:
-    neurons = lnp.neurons.mean <= ap.neurons.mean
-    synapses = lnp.synapses.mean <= ap.synapses.mean
-    metric_ok, margin = _not_worse(lnp, ap)
-    counts = {"lnp_neurons": lnp.neurons.mean, "ap_neurons": ap.neurons.mean}
-    syn = {"lnp_synapses": lnp.synapses.mean, "ap_synapses": ap.synapses.mean}
-    met = {
-        "lnp_metric": lnp.metric.mean,
-        "lnp_metric_std": lnp.metric.std,
-        "ap_metric": ap.metric.mean,
-        "ap_metric_std": ap.metric.std,
-        "margin": margin,
-        **paired,
+def _ap_claims(task: str, lnp: SummaryRow, records: Sequence[VariantRecord]) -> list[Claim]:
+    mine = {(r.variant, r.seed): r for r in records if r.task == task}
+    seeds = sorted({s for v, s in mine if v == "lnp"} & {s for v, s in mine if v == "activity_pruned"})
+    fewer = all(mine[("lnp", s)].synapses <= mine[("activity_pruned", s)].synapses for s in seeds)
+    syn = {
+        "lnp_synapses": Stat.of([mine[("lnp", s)].synapses for s in seeds]).mean if seeds else math.nan,
+        "ap_synapses": Stat.of([mine[("activity_pruned", s)].synapses for s in seeds]).mean if seeds else math.nan,
     }
-    by_construction = "AP is pruned to LNP's neuron count, so equality holds by construction"
+    counts = {"lnp_neurons": lnp.neurons.mean}
+    verdict, paired = _paired_claim(records, task, "lnp", "activity_pruned", "metric", lnp.higher_is_better)
+    syn_verdict: Literal["refuted", "by construction"] = "by construction" if fewer else "refuted"
     return [
-        Claim("lnp_neurons_le_ap", task, neurons, "LNP <= AP in neurons", counts, by_construction),
-        Claim("lnp_synapses_le_ap", task, synapses, "LNP <= AP in synapses", syn),
-        Claim("lnp_metric_ge_ap", task, metric_ok, f"LNP {lnp.metric_name} equal or better than AP", met, _EQUAL_NOTE),
         Claim(
-            "lnp_beats_ap",
-            task,
-            neurons and synapses and metric_ok,
-            "LNP <= AP in neurons and synapses at equal or better metric",
-            {**counts, **syn, **met},
+            "lnp_neurons_le_ap", task, "by construction", "LNP <= AP in neurons", counts,
+            "AP is pruned to LNP's neuron count",
         ),
-    ]
+        Claim(
+            "lnp_synapses_le_ap", task, syn_verdict, "LNP <= AP in synapses", syn,
+            "AP removes neurons only and keeps every synapse among them",
+        ),
+        Claim("lnp_metric_ge_ap", task, verdict, f"LNP {lnp.metric_name} better than AP", paired, _PAIRED_NOTE),
+        Claim(
+            "lnp_beats_ap", task, verdict if fewer else "refuted",
+            "LNP <= AP in neurons and synapses at better metric", {**counts, **syn, **paired},
+            "the counts hold by construction; the verdict is the metric's",
+        ),
+    ]  # fmt: skip
 
 
 def _fmt(stat: Stat, digits: int, n_seeds: int) -> str:
@@ -1248,12 +1374,12 @@ def format_table(rows: Sequence[SummaryRow]) -> str:
 
 
 def format_claims(claims: Sequence[Claim]) -> str:
-    """One line per claim: ``[task] statement: HOLDS/FAILS (numbers) note``."""
+    """One line per claim: ``[task] statement: VERDICT (numbers) note``."""
     out = []
     for c in claims:
         numbers = ", ".join(f"{k}={v:.4g}" for k, v in c.numbers.items())
         note = f"; {c.note}" if c.note else ""
-        out.append(f"[{c.task}] {c.statement}: {'HOLDS' if c.holds else 'FAILS'} ({numbers}){note}")
+        out.append(f"[{c.task}] {c.statement}: {c.verdict.upper()} ({numbers}){note}")
     return "\n".join(out)
 
 
@@ -1367,7 +1493,7 @@ def _final_metrics(table: Sequence[SummaryRow], claims: Sequence[Claim]) -> dict
             out[f"{row.task}.{row.variant}.{name}_mean"] = stat.mean
             out[f"{row.task}.{row.variant}.{name}_std"] = stat.std
     for claim in claims:
-        out[f"claim.{claim.task}.{claim.name}"] = claim.holds
+        out[f"claim.{claim.task}.{claim.name}"] = claim.verdict
     return out
 
 

@@ -1,4 +1,4 @@
-r"""Graph measures used by LNP: betweenness centrality, localisation scores, degree heterogeneity.
+r"""Graph measures used by LNP: betweenness centrality, path lengths and efficiency, localisation, degree heterogeneity.
 
 A weight matrix W in the (post, pre) layout is read as a directed graph with an edge j → i for every
 off-diagonal :math:`W_{ij} \ne 0`. Edge lengths are :math:`\ell_{ij} = 1/|W_{ij}|` ("inverse": strong synapses
@@ -9,6 +9,9 @@ are short) or 1 ("unweighted"). For an undirected graph the two directions merge
   :math:`\sigma_{st}` the number of shortest s→t paths and :math:`\sigma_{st}(v)` those through v; ordered pairs
   for directed graphs, unordered pairs for undirected ones (no normalisation). With ``pivots = k`` only k
   random sources s are used and the sum is scaled by N/k (an unbiased estimate).
+* Shortest-path lengths :math:`d_{ij}`, the least total length of a path j → i (∞ if there is none), and global
+  efficiency (Latora & Marchiori 2001) :math:`E = \frac{1}{N(N-1)} \sum_{i \ne j} 1/d_{ij}` with 1/∞ = 0: 1 for a
+  complete graph of unit lengths, 0 for a graph without edges.
 * Inverse participation ratio of a vector: :math:`IPR(v) = \sum_i v_i^4 / (\sum_i v_i^2)^2`, from 1/N
   (uniform spread) to 1 (one site); computed by :func:`hrsnn.dynamics.noise.eigenvector_localization`.
 * Local degree heterogeneity of a node set S: :math:`H(S) = \mathrm{std}(\deg(S)) / \mathrm{mean}(\deg(S))`
@@ -46,7 +49,9 @@ __all__ = [
     "brandes_betweenness",
     "degree_heterogeneity",
     "edge_list",
+    "global_efficiency",
     "localisation_scores",
+    "shortest_path_lengths",
 ]
 
 
@@ -248,6 +253,41 @@ def betweenness_centrality(
     edges, length = edge_list(weight, directed=directed, lengths=lengths)
     n = weight.shape[0]
     return torch.from_numpy(np.ascontiguousarray(impl(n, edges, length, directed, pivots, generator)))
+
+
+def shortest_path_lengths(weight: Tensor, *, directed: bool = True, lengths: str = "inverse") -> Tensor:
+    """All shortest-path lengths of the graph of ``weight`` (module docstring), by igraph's Dijkstra.
+
+    Args:
+        weight: (N, N) weights, (post, pre) layout.
+        directed: directed graph (edge j → i) or undirected.
+        lengths: edge-length rule, a key of :data:`EDGE_LENGTHS`.
+
+    Returns:
+        float64 tensor (N, N) in the same (post, pre) layout: entry (i, j) is :math:`d_{ij}`, the length of the
+        shortest path j → i; 0 on the diagonal, ``inf`` where i cannot be reached from j.
+    """
+    edges, length = edge_list(weight, directed=directed, lengths=lengths)
+    ig = require("igraph", "shortest_path_lengths", "igraph")
+    graph = ig.Graph(n=weight.shape[0], edges=edges.tolist(), directed=directed)
+    source_major = np.asarray(graph.distances(weights=length.tolist(), mode="out"), dtype=np.float64)
+    return torch.from_numpy(np.ascontiguousarray(source_major.T))
+
+
+def global_efficiency(weight: Tensor, *, directed: bool = True, lengths: str = "inverse") -> float:
+    """Global efficiency :math:`E = \\frac{1}{N(N-1)} \\sum_{i \\ne j} 1/d_{ij}` (1/∞ = 0) of the graph of ``weight``.
+
+    Args:
+        weight: (N, N) weights, (post, pre) layout, N >= 2.
+        directed: directed graph (edge j → i; ordered pairs) or undirected.
+        lengths: edge-length rule, a key of :data:`EDGE_LENGTHS` (:func:`shortest_path_lengths`).
+    """
+    n = float64_matrix("weight", weight).shape[0]
+    if n < 2:
+        raise ConfigError("weight", (n, n), "needs at least 2 nodes for an efficiency (a mean over node pairs)")
+    dist = shortest_path_lengths(weight, directed=directed, lengths=lengths)
+    inverse = 1.0 / dist[off_diagonal(n)]  # 1/inf = 0
+    return float(inverse.sum()) / (n * (n - 1))
 
 
 # ---------------------------------------------------------------------------------------------- localisation

@@ -66,8 +66,9 @@ term only when a spectrum function is given). τ moves to the best trial only if
 objective by more than ``bo_noise_z`` standard errors of the difference; otherwise it stays.
 
 Stop: after ``k_max`` iterations, after ``c_stop`` iterations with neither neurons nor synapses changing, when a
-target sparsity is reached, or when the estimated mean :math:`\lambda_{max}` exceeds the threshold after an
-iteration (that iteration is reverted).
+target sparsity is reached, or when the estimated :math:`\lambda_{max}` exceeds the threshold by more than
+``stop_z`` standard errors after an iteration, :math:`\bar\lambda - z\,\mathrm{SEM} > \lambda_{thr}` (that
+iteration is reverted; SEM counts as 0 for a single initial condition).
 """
 
 from __future__ import annotations
@@ -463,8 +464,10 @@ class LNPConfig:
         k_max: maximum iterations (K_max). c_stop: stop after this many iterations without a change in neurons
             and synapses. target_neuron_sparsity, target_synapse_sparsity: stop as soon as one given target
             (fraction removed, e.g. 0.57) is reached (A6). sparsity_scope: synapses counted for targets and
-            history, "recurrent" or "all" (A12). lambda_max_threshold: an iteration whose network has a mean
-            λ_max (over the initial conditions of ``lambda_max_fn``) above it is reverted and the run stops.
+            history, "recurrent" or "all" (A12). lambda_max_threshold, stop_z: an iteration whose network's mean
+            λ_max (over the initial conditions of ``lambda_max_fn``) exceeds the threshold by more than ``stop_z``
+            standard errors is reverted and the run stops (default 2: near the edge of chaos the divergence
+            measure's mean sits within its noise of 0, and a plain mean test reverted on noise; measured).
         prune_synapses, prune_neurons, delocalise, tune_timescales: switch steps 1–4 on or off.
         lyap_matrix, positive_map, lyapunov_preference, eps, tau_bar: the Lyapunov matrix (A1): harmonic-mean
             formula, growth map "exp" (:math:`e^{s\\lambda\\bar\\tau}`) or "linear"
@@ -511,6 +514,7 @@ class LNPConfig:
     target_synapse_sparsity: float | None = None
     sparsity_scope: Literal["recurrent", "all"] = "recurrent"
     lambda_max_threshold: float = 0.0
+    stop_z: float = 2.0
     prune_synapses: bool = True
     prune_neurons: bool = True
     delocalise: bool = True
@@ -589,7 +593,7 @@ class LNPConfig:
         }
         for name, options in choices.items():
             check_choice(f"{p}.{name}", getattr(self, name), options)
-        floats = {"lambda_max_threshold": None, "eps": 0.0, "delta": 0.0, "scale_tol": 0.0, "sigma": 0.0}
+        floats = {"lambda_max_threshold": None, "stop_z": 0.0, "eps": 0.0, "delta": 0.0, "scale_tol": 0.0, "sigma": 0.0}
         floats |= {"tol_ipr": 0.0, "rho_add": 0.0, "lambda_target": None, "spectrum_weight": 0.0}
         floats |= {"tau_floor": 0.0, "bo_noise_z": 0.0}
         for name, low in floats.items():
@@ -1756,11 +1760,12 @@ def _iteration(
     details |= _noise_details("lambda_max", lam_max)
     seconds = time.perf_counter() - start
     previous = state.history[-1]
-    if lam_max.mean > config.lambda_max_threshold:
+    margin = config.stop_z * (lam_max.sem if math.isfinite(lam_max.sem) else 0.0)
+    if lam_max.mean - margin > config.lambda_max_threshold:
         sem = f" ± {lam_max.sem:.2g}" if math.isfinite(lam_max.sem) else ""
         note = (
-            f"reverted (mean lambda_max={lam_max.mean:.4g}{sem} over {lam_max.n} > {config.lambda_max_threshold:g}); "
-            "stop"
+            f"reverted (mean lambda_max={lam_max.mean:.4g}{sem} over {lam_max.n} exceeds "
+            f"{config.lambda_max_threshold:g} by more than {config.stop_z:g} SEM); stop"
         )
         rejected = {"rejected_lambda_max": lam_max.mean, **_noise_details("rejected_lambda_max", lam_max)}
         entry = dataclasses.replace(previous, iteration=iteration, seconds=seconds, note=note, details=rejected)
