@@ -170,3 +170,19 @@ def test_quick_sweep_resumes_only_what_is_missing(quick_sweep, monkeypatch) -> N
     assert store.get_run(result.run_id).status == "completed"
     with pytest.raises(ConfigError, match="already completed"):
         resume_lnp_sweep(result.run_id, store=store)
+
+
+def test_cli_quick_sweep_reaches_both_levels_and_refuses_misplaced_options(tmp_path, capsys) -> None:
+    from hrsnn.cli import main
+
+    store = str(tmp_path / "runs.sqlite")
+    argv = ["--store", store, "lnp", "--sweep", "--quick", "--tasks", "digits", "--baselines", "random", "--json"]
+    code = main([*argv, "--out", str(tmp_path / "out"), "--quiet"])
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0
+    assert {r["level"] for r in payload["records"]} == {0.2, 0.4}  # the sweep's quick LNP reaches both levels
+    assert {r["variant"] for r in payload["records"]} == {"lnp", "random"}
+    assert main(["--store", store, "lnp", "--quick", "--sparsities", "0.5"]) == 2
+    assert "--sparsities" in capsys.readouterr().err
+    assert main(["--store", store, "lnp", "--resume", str(payload["run_id"]), "--sparsities", "0.5"]) == 2
+    assert "cannot change when resuming" in capsys.readouterr().err

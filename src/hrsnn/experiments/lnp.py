@@ -1768,11 +1768,12 @@ def _finish(
 # ----------------------------------------------------------------------------------------------------- CLI
 
 
-def _cli_data(args: argparse.Namespace) -> dict[str, Any]:
-    """The experiment from the command line: --config < --quick < --neurons/--seeds/--tasks < --set."""
+def _cli_data(args: argparse.Namespace, quick: Mapping[str, Any] = QUICK_PRESET) -> dict[str, Any]:
+    """The experiment from the command line: --config < --quick (``quick``'s settings) < --neurons/--seeds/--tasks
+    < --set."""
     data: dict[str, Any] = read_config_file(args.config) if args.config else {}
     if args.quick:  # the flag asks for a quick run whatever the file says
-        data = deep_update(data, {**to_dict(QUICK_PRESET), "quick": True})
+        data = deep_update(data, {**to_dict(quick), "quick": True})
     over: dict[str, Any] = {}
     if args.neurons is not None:
         over["n_neurons"] = args.neurons

@@ -60,6 +60,7 @@ from hrsnn.dynamics import LyapunovConfig, perturbation_divergence, rsnn_lyapuno
 from hrsnn.errors import ConfigError, DataFormatError
 from hrsnn.experiments.lnp import (
     HIGHER_IS_BETTER,
+    QUICK_PRESET,
     TRAINERS,
     LNPExperimentConfig,
     TaskData,
@@ -952,7 +953,7 @@ def cmd_sweep(args: argparse.Namespace, store: RunStore) -> int:
     if args.resume is not None:  # hrsnn lnp has refused options that would change the sweep
         result = resume_lnp_sweep(args.resume, store=store, log=log)
     else:
-        data = _cli_data(args)
+        data = _cli_data(args, deep_update(to_dict(QUICK_PRESET), to_dict(SWEEP_QUICK)))
         if args.sparsities is not None:
             data["sparsities"] = _floats("--sparsities", args.sparsities)
         if args.baselines is not None:
