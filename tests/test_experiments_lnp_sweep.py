@@ -186,3 +186,17 @@ def test_cli_quick_sweep_reaches_both_levels_and_refuses_misplaced_options(tmp_p
     assert "--sparsities" in capsys.readouterr().err
     assert main(["--store", store, "lnp", "--resume", str(payload["run_id"]), "--sparsities", "0.5"]) == 2
     assert "cannot change when resuming" in capsys.readouterr().err
+
+
+def test_markdown_summary_marks_significant_and_unequal_cells() -> None:
+    from hrsnn.experiments.lnp_sweep import format_sweep_markdown
+
+    records = [_rec("digits", "lnp", s, 0.5, 0.80 + 0.01 * s) for s in range(5)]
+    records += [_rec("digits", "random", s, 0.5, 0.79) for s in range(5)]  # LNP better by 0.01 ... 0.05
+    records += [_rec("digits", "ap", s, 0.5, 0.80 + 0.01 * s + 0.01 * (-1) ** s, 300) for s in range(5)]
+    text = format_sweep_markdown(summarize(records), compare(records))
+    assert "| level | LNP | random | ap |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| 0.5 |"))
+    assert "**+0.030 [+0.010, +0.050]**" in row  # t_{0.975,4} = 2.776, s = 0.0158: the interval excludes 0
+    ap_cell = row.split("|")[4]
+    assert "**" not in ap_cell and ap_cell.strip().endswith("†")  # within noise, and its synapse count differs

@@ -100,6 +100,7 @@ __all__ = [
     "cmd_sweep",
     "compare",
     "format_sweep",
+    "format_sweep_markdown",
     "plot_sweep",
     "resume_lnp_sweep",
     "run_lnp_sweep",
@@ -783,6 +784,38 @@ def format_sweep(rows: Sequence[SummaryRow], comparisons: Sequence[Comparison], 
     return "\n".join(lines)
 
 
+def format_sweep_markdown(rows: Sequence[SummaryRow], comparisons: Sequence[Comparison]) -> str:
+    """A Markdown table per task: rows = levels; LNP's metric (mean ± SEM) and, per compared variant, the paired
+    difference LNP − variant with its interval (bold when the interval excludes 0; † when counts differ)."""
+    out = []
+    tasks = list(dict.fromkeys(r.task for r in rows))
+    for task in tasks:
+        mine = [c for c in comparisons if c.task == task]
+        others = sorted({c.baseline for c in mine}, key=_order)
+        levels = sorted({r.level for r in rows if r.task == task})
+        lnp = {r.level: r for r in rows if r.task == task and r.variant == "lnp"}
+        metric = next(r.metric_name for r in rows if r.task == task)
+        out.append(f"**{task}** ({metric}; cells: LNP − variant, + = LNP better, 95 % interval over seeds)")
+        out.append("")
+        out.append("| level | LNP | " + " | ".join(others) + " |")
+        out.append("|---|---|" + "---|" * len(others))
+        for level in levels:
+            cells = []
+            for other in others:
+                c = next((c for c in mine if c.level == level and c.baseline == other), None)
+                if c is None:
+                    cells.append("")
+                    continue
+                s_ = c.stats
+                text = f"{s_.diff:+.3f} [{s_.ci_low:+.3f}, {s_.ci_high:+.3f}]"
+                text = f"**{text}**" if s_.significant else text
+                cells.append(text + ("" if c.neurons_equal and c.synapses_equal else " †"))
+            head = _pm(lnp[level].metric, 3) if level in lnp else ""
+            out.append(f"| {level:g} | {head} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def plot_sweep(rows: Sequence[SummaryRow], path: str | Path, *, confidence: float = 0.95) -> Path:
     """Test metric, λ_max and divergence rate (rows) against neuron sparsity per task (columns), one line per
     variant with its confidence band (t interval of the mean over seeds)."""
@@ -918,6 +951,8 @@ def _run(config: LNPSweepConfig, ctx: _Context) -> SweepResult:
     artifacts = {"figure": plot_sweep(rows, ctx.run_dir / "sweep.png", confidence=config.confidence)}
     artifacts["table"] = ctx.run_dir / "table.txt"
     artifacts["table"].write_text(format_sweep(rows, comparisons, stops) + "\n", encoding="utf-8")
+    artifacts["markdown"] = ctx.run_dir / "summary.md"
+    artifacts["markdown"].write_text(format_sweep_markdown(rows, comparisons), encoding="utf-8")
     result = SweepResult(ctx.run_id, ctx.run_dir, records, stops, rows, comparisons, MappingProxyType({}))
     artifacts["results"] = ctx.run_dir / "results.json"
     payload = {"config": config.to_dict(), **result.to_dict()}
