@@ -816,6 +816,16 @@ def format_sweep_markdown(rows: Sequence[SummaryRow], comparisons: Sequence[Comp
     return "\n".join(out)
 
 
+def _style(variant: str) -> dict[str, Any]:
+    """Line style of a variant: LNP thick black, its ablations dashed, baselines solid; one tab20 colour each."""
+    from matplotlib import colormaps  # imported with the figure (slow to import)
+
+    if variant == "lnp":
+        return {"color": "black", "lw": 2.2}
+    index = _order(variant)[0]
+    return {"color": colormaps["tab20"](index % 20), "ls": "--" if variant.startswith("lnp:") else "-"}
+
+
 def plot_sweep(rows: Sequence[SummaryRow], path: str | Path, *, confidence: float = 0.95) -> Path:
     """Test metric, λ_max and divergence rate (rows) against neuron sparsity per task (columns), one line per
     variant with its confidence band (t interval of the mean over seeds)."""
@@ -833,7 +843,7 @@ def plot_sweep(rows: Sequence[SummaryRow], path: str | Path, *, confidence: floa
                 half = [
                     0.0 if e.n < 2 else float(scipy.stats.t.ppf(0.5 + confidence / 2, e.n - 1)) * e.sem for e in est
                 ]
-                (handle,) = ax.plot(xs, ys, marker="o", ms=3, label=variant)
+                (handle,) = ax.plot(xs, ys, marker="o", ms=3, label=variant, **_style(variant))
                 ax.fill_between(
                     xs,
                     [y - h for y, h in zip(ys, half, strict=True)],
@@ -849,7 +859,8 @@ def plot_sweep(rows: Sequence[SummaryRow], path: str | Path, *, confidence: floa
             axes[row][col].set_xlabel("neuron sparsity (level)")
             if row:
                 axes[row][col].axhline(0.0, color="grey", lw=0.8)
-        axes[0][col].legend(loc="best", fontsize="small")
+        if col == 0:
+            axes[0][col].legend(loc="best", fontsize="x-small")
     figure.suptitle(f"LNP vs baselines over sparsity ({confidence:.0%} confidence bands over seeds)")
     figure.savefig(Path(path), dpi=120)
     return Path(path)
