@@ -315,3 +315,27 @@ def test_homogeneous_control_has_one_tau_and_no_step4_by_default():
     assert explicit.lnp_config().tune_timescales is True
     with pytest.raises(ConfigError, match="tau_homogeneous"):
         LNPExperimentConfig.from_dict({"quick": True, "tau_homogeneous": True, "clustered": True})
+
+
+def test_ecg_task_reads_qtdb_files_and_scores_every_step(tmp_path):
+    import numpy as np
+    import scipy.io
+
+    from hrsnn.errors import DataNotFoundError
+    from hrsnn.experiments.lnp import LNPExperimentConfig, build_dense, evaluate_on_task, load_task
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "qtdb").mkdir()
+    for name, n in (("train", 12), ("test", 3)):
+        x = (rng.random((n, 9, 4)) < 0.3).astype(np.int16)
+        y = np.eye(6, dtype=np.uint8)[rng.integers(0, 6, size=(n, 9))]
+        scipy.io.savemat(tmp_path / "qtdb" / f"QTDB_{name}.mat", {"x": x, "y": y})
+    options = {"ecg": {"data_dir": str(tmp_path), "val_fraction": 0.25}}
+    config = LNPExperimentConfig.from_dict({"quick": True, "tasks": ["ecg"], "task_options": options})
+    scores = evaluate_on_task(build_dense(config, 0), "ecg", 0, config)
+    assert scores["metric_name"] == "accuracy" and scores["neurons"] == 60
+    data = load_task("ecg", 0, config)  # the task_options' folder and split reach the loader
+    assert data.test.per_step and tuple(data.test.y.shape) == (3, 9) and data.val.n_samples == 3
+    missing = LNPExperimentConfig.from_dict({"quick": True, "task_options": {"ecg": {"data_dir": str(tmp_path / "x")}}})
+    with pytest.raises(DataNotFoundError):
+        evaluate_on_task(build_dense(missing, 0), "ecg", 0, missing)

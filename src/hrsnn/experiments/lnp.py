@@ -104,6 +104,7 @@ from hrsnn.tasks import (
     load_digits_sequence,
     load_lorenz,
     load_mackey_glass,
+    load_qtdb,
     load_rossler,
 )
 from hrsnn.timescales import sampler_from_dict
@@ -211,6 +212,13 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             MappingProxyType({"encoding": "population", "n_fields": 20}),
             MappingProxyType({"skip": 20}),
         ),
+        "ecg": TaskSpec(
+            load_qtdb,
+            "classification",
+            "accuracy",
+            MappingProxyType({}),
+            MappingProxyType({"kind": "ridge"}),
+        ),
         "digits": TaskSpec(
             load_digits_sequence,
             "classification",
@@ -223,7 +231,9 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
 )
 """Read-only map from task name to its :class:`TaskSpec`. Lorenz/Rössler: one-step-ahead prediction of the
 standardised state from a 20-field Gaussian population code per variable (spec §1.5, analog activations);
-Mackey–Glass: the same for the 1-D series (τ = 17, sampled every time unit);
+Mackey–Glass: the same for the 1-D series (τ = 17, sampled every time unit); ecg: the SRNN authors' QTDB ECG (real
+data, 4 spike channels, a wave label per step, per-step accuracy; found as by ``hrsnn train --task ecg``, or
+``task_options.ecg.data_dir``; 556 training sequences of 1301 steps, so it costs far more than the others);
 digits: sklearn's 8×8 digits, one image row per input step held for 5 steps (40 steps)."""
 
 
