@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from _helpers import toy_sequences
 
 from hrsnn.classical import ClassicalConfig, ClassicalRNN, ClassicalState, LayerState
 from hrsnn.errors import ConfigError, DataFormatError
@@ -15,7 +16,6 @@ from hrsnn.io import load_tensors, save_tensors
 from hrsnn.models import SequenceModel, build_model, detach_state, load_model, save_model
 from hrsnn.network import RSNN, LayerConfig, RSNNConfig
 from hrsnn.objectives import make_objective
-from hrsnn.tasks.base import SequenceDataset
 from hrsnn.training import TrainConfig, Trainer, evaluate
 
 
@@ -173,21 +173,10 @@ def test_both_model_kinds_satisfy_the_trainer_protocol():
     assert ClassicalRNN(ClassicalConfig("gru", 2, 2, (4,))).parameter_families().keys() == {"weights"}
 
 
-def _toy(n=64, t=20, seed=0, per_step=False) -> SequenceDataset:
-    """Class = which of two channels carries a high spike rate (as in test_training)."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 2, (n,), generator=g)
-    rates = torch.full((n, t, 2), 0.05)
-    rates[torch.arange(n), :, y] = 0.6
-    x = (torch.rand(n, t, 2, generator=g) < rates).float()
-    if per_step:
-        return SequenceDataset(x, y[:, None].expand(n, t).clone(), 2, "toy")
-    return SequenceDataset(x, y, 2, "toy")
-
 
 def test_evaluate_reports_no_firing_rates_and_argmax_accuracy_by_hand():
     model = ClassicalRNN(ClassicalConfig("lstm", 2, 2, (6,)), seed=1)
-    data = _toy(n=10)
+    data = toy_sequences(n=10)
     objective = make_objective("mean_readout_ce")
     metrics = evaluate(model, data, objective, batch_size=4)
     assert set(metrics) == {"loss", "accuracy"}
@@ -202,14 +191,14 @@ def test_trains_on_a_toy_task_well_below_chance(kind):
     torch.manual_seed(0)
     model = ClassicalRNN(ClassicalConfig(kind, 2, 2, (8,)), seed=0)
     config = TrainConfig(epochs=12, batch_size=16, lr=0.02, loss="mean_readout_ce", progress=False)
-    result = Trainer(model, config).fit(_toy(n=96), _toy(n=48, seed=1))
+    result = Trainer(model, config).fit(toy_sequences(n=96), toy_sequences(n=48, seed=1))
     assert result.history[0]["train_loss"] > 0.6  # chance is ln 2 = 0.693
     assert result.history[-1]["train_loss"] < 0.2 and result.best_val["accuracy"] >= 0.95
     assert "train_firing_rate" not in result.history[-1] and "val_firing_rate" not in result.history[-1]
 
 
 def test_tbptt_window_covering_the_sequence_equals_full_bptt():
-    data = _toy(n=16, t=12, per_step=True)
+    data = toy_sequences(n=16, t=12, per_step=True)
     results = []
     for tbptt in (None, 12, 50):
         model = ClassicalRNN(ClassicalConfig("lstm", 2, 2, (5,)), seed=2)
@@ -224,7 +213,7 @@ def test_tbptt_window_covering_the_sequence_equals_full_bptt():
 def test_tbptt_detaches_the_lstm_cell_state_between_windows():
     """Windows of 4 steps: each update uses the gradient of its own window's loss only, from the detached (h, c)
     the previous window ended in (the trainer's updates, redone by hand)."""
-    data = _toy(n=8, t=12, per_step=True)
+    data = toy_sequences(n=8, t=12, per_step=True)
     model = ClassicalRNN(ClassicalConfig("lstm", 2, 2, (5,)), seed=4)
     reference = ClassicalRNN(model.config, seed=4)
     config = TrainConfig(batch_size=8, loss="per_step_nll", tbptt=4, lr=0.05, progress=False)

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from _helpers import run_cli
 
 from hrsnn.cli import main
 from hrsnn.experiments.store import RunNotFoundError, RunStore
@@ -22,14 +23,9 @@ TINY = [
 ]  # fmt: skip
 
 
-def _run(capsys, tmp_path, *args):
-    code = main(["--store", str(tmp_path / "runs.sqlite"), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def test_train_json_records_run_and_runs_commands(capsys, tmp_path):
-    code, out, _ = _run(capsys, tmp_path, "train", "--task", "digits", "--epochs", "2", "--json", *TINY)
+    code, out, _ = run_cli(capsys, tmp_path, "train", "--task", "digits", "--epochs", "2", "--json", *TINY)
     assert code == 0
     result = json.loads(out.strip().splitlines()[-1])
     assert result["run_id"] == 1 and 0.0 <= result["test_accuracy"] <= 1.0
@@ -44,20 +40,20 @@ def test_train_json_records_run_and_runs_commands(capsys, tmp_path):
     assert record.final_metrics["energy_pj.float32_45nm"] == pytest.approx(
         0.9 * record.final_metrics["ops_acs"] + 4.6 * record.final_metrics["ops_macs"]
     )
-    code, out, _ = _run(capsys, tmp_path, "runs", "list")
+    code, out, _ = run_cli(capsys, tmp_path, "runs", "list")
     assert code == 0 and "digits" in out
-    code, out, _ = _run(capsys, tmp_path, "runs", "show", "1", "--json")
+    code, out, _ = run_cli(capsys, tmp_path, "runs", "show", "1", "--json")
     assert json.loads(out)["final_metrics"]["test_accuracy"] == pytest.approx(result["test_accuracy"])
 
 
 def test_config_file_and_bad_field_errors(capsys, tmp_path):
     cfg = tmp_path / "exp.toml"
     cfg.write_text('[task]\nname = "digits"\n[train]\nepochs = 1\nlr = "fast"\n')
-    code, _, err = _run(capsys, tmp_path, "train", "--config", str(cfg), "--quiet")
+    code, _, err = run_cli(capsys, tmp_path, "train", "--config", str(cfg), "--quiet")
     assert code == 2 and "config.train.lr='fast'" in err and "must be a number" in err
-    code, _, err = _run(capsys, tmp_path, "train", "--task", "mnist")
+    code, _, err = run_cli(capsys, tmp_path, "train", "--task", "mnist")
     assert code == 2 and "task.name='mnist'" in err
-    code, _, err = _run(capsys, tmp_path, "runs", "show", "42")
+    code, _, err = run_cli(capsys, tmp_path, "runs", "show", "42")
     assert code == 2 and "no run with id 42" in err
 
 
@@ -87,7 +83,7 @@ SLOW = ["--epochs", "6", "--quiet", *TINY]
 def test_a_killed_run_shows_as_crashed_and_resumes_to_the_uninterrupted_result(capsys, tmp_path):
     reference = tmp_path / "reference"
     reference.mkdir()
-    code, out, _ = _run(capsys, reference, "train", "--json", *SLOW)
+    code, out, _ = run_cli(capsys, reference, "train", "--json", *SLOW)
     assert code == 0
     expected = json.loads(out.splitlines()[-1])
 
@@ -98,11 +94,11 @@ def test_a_killed_run_shows_as_crashed_and_resumes_to_the_uninterrupted_result(c
     proc.communicate()
     record = store.get_run(1)
     assert record.status == "running" and record.state == "crashed"
-    code, out, _ = _run(capsys, tmp_path, "runs", "list")
+    code, out, _ = run_cli(capsys, tmp_path, "runs", "list")
     assert "crashed" in out
     done = len(store.epochs(1))
     assert 2 <= done < 6
-    code, out, _ = _run(capsys, tmp_path, "train", "--resume", "1", "--json")
+    code, out, _ = run_cli(capsys, tmp_path, "train", "--resume", "1", "--json")
     assert code == 0
     resumed = json.loads(out.splitlines()[-1])
     # killed after `done` epochs and resumed: the same model as a run that was never interrupted
@@ -127,7 +123,7 @@ def test_resuming_a_live_run_is_refused(capsys, tmp_path):
     proc = _spawn_train(tmp_path, "--epochs", "200", "--quiet", *TINY)
     try:
         _wait_for_epochs(tmp_path / "runs.sqlite", 1, 1, proc)
-        code, _, err = _run(capsys, tmp_path, "train", "--resume", "1")
+        code, _, err = run_cli(capsys, tmp_path, "train", "--resume", "1")
         assert code == 2 and f"run=1: is still running (pid {proc.pid} on host" in err
     finally:
         proc.kill()
@@ -135,25 +131,25 @@ def test_resuming_a_live_run_is_refused(capsys, tmp_path):
 
 
 def test_resume_with_epochs_extends_a_completed_run_and_refuses_what_it_cannot_do(capsys, tmp_path):
-    code, out, _ = _run(capsys, tmp_path, "train", "--epochs", "1", "--json", *TINY)
+    code, out, _ = run_cli(capsys, tmp_path, "train", "--epochs", "1", "--json", *TINY)
     assert code == 0
     store = RunStore(tmp_path / "runs.sqlite")
     # a completed run without more epochs: nothing to do, said clearly
-    code, _, err = _run(capsys, tmp_path, "train", "--resume", "1")
+    code, _, err = run_cli(capsys, tmp_path, "train", "--resume", "1")
     assert code == 2 and "run 1 is completed (1 epochs); give --epochs > 1 to extend it" in err
-    code, _, err = _run(capsys, tmp_path, "train", "--resume", "1", "--lr", "0.1")
+    code, _, err = run_cli(capsys, tmp_path, "train", "--resume", "1", "--lr", "0.1")
     assert code == 2 and "--lr=0.1: cannot change when resuming run 1" in err
-    code, out, _ = _run(capsys, tmp_path, "train", "--resume", "1", "--epochs", "3", "--json")
+    code, out, _ = run_cli(capsys, tmp_path, "train", "--resume", "1", "--epochs", "3", "--json")
     assert code == 0 and json.loads(out.splitlines()[-1])["epochs_run"] == 3
     record = store.get_run(1)
     assert record.status == "completed" and len(record.epochs) == 3 and record.config["train"]["epochs"] == 3
-    code, _, err = _run(capsys, tmp_path, "train", "--resume", "1", "--epochs", "2")
+    code, _, err = run_cli(capsys, tmp_path, "train", "--resume", "1", "--epochs", "2")
     assert code == 2 and "run 1 has already trained 3 epochs" in err
     assert store.get_run(1).status == "completed"  # a refused resume leaves the run as it was
 
 
 def test_non_finite_training_fails_the_run_with_its_reason(capsys, tmp_path):
-    code, _, err = _run(capsys, tmp_path, "train", "--lr", "1e6", "--epochs", "3", "--quiet", *TINY)
+    code, _, err = run_cli(capsys, tmp_path, "train", "--lr", "1e6", "--epochs", "3", "--quiet", *TINY)
     assert code == 1
     assert err.count("\n") == 1 and "hrsnn: error: non-finite" in err and "run 1 is marked failed" in err
     record = RunStore(tmp_path / "runs.sqlite").get_run(1)
@@ -162,7 +158,7 @@ def test_non_finite_training_fails_the_run_with_its_reason(capsys, tmp_path):
 
 
 def test_demo_prints_result_table(capsys, tmp_path):
-    code, out, _ = _run(capsys, tmp_path, "demo", "--epochs", "1", "--seed", "3", "--quiet")
+    code, out, _ = run_cli(capsys, tmp_path, "demo", "--epochs", "1", "--seed", "3", "--quiet")
     assert code == 0
     assert "test accuracy" in out and "firing rate" in out and "neurons / synapses" in out
     header = out.split("\n\n")[0]
@@ -209,16 +205,16 @@ def test_hrsnn_home_naming_a_file_is_one_line_and_exit_2(capsys, tmp_path, monke
 
 
 def test_energy_compares_an_srnn_run_with_a_classical_run(capsys, tmp_path):
-    assert _run(capsys, tmp_path, "train", "--epochs", "1", "--quiet", *TINY)[0] == 0
+    assert run_cli(capsys, tmp_path, "train", "--epochs", "1", "--quiet", *TINY)[0] == 0
     gru = ["--arch", "gru", "--set", "model.hidden_sizes=[8]", "--set", "task.options={mode: row, val_fraction: 0.15}"]
-    assert _run(capsys, tmp_path, "train", "--epochs", "1", "--quiet", *gru)[0] == 0
-    code, out, _ = _run(capsys, tmp_path, "energy", "1")
+    assert run_cli(capsys, tmp_path, "train", "--epochs", "1", "--quiet", *gru)[0] == 0
+    code, out, _ = run_cli(capsys, tmp_path, "energy", "1")
     assert code == 0 and "run 1 srnn" in out and "effective total" in out
-    code, out, _ = _run(capsys, tmp_path, "energy", "1", "2", "--e-ac", "1", "--e-mac", "2")
+    code, out, _ = run_cli(capsys, tmp_path, "energy", "1", "2", "--e-ac", "1", "--e-mac", "2")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[-3:] == ["nJ", "x", "first"] and "user nJ" in lines[0]
-    code, out, _ = _run(capsys, tmp_path, "energy", "1", "2", "--json")
+    code, out, _ = run_cli(capsys, tmp_path, "energy", "1", "2", "--json")
     srnn, gru_row = json.loads(out)
     store = RunStore(tmp_path / "runs.sqlite")
     for row, run_id in ((srnn, 1), (gru_row, 2)):
@@ -226,7 +222,7 @@ def test_energy_compares_an_srnn_run_with_a_classical_run(capsys, tmp_path):
         assert row["energy_pj"]["float32_45nm"] == pytest.approx(recorded["energy_pj.float32_45nm"])
     # the GRU counts by hand: 3 gates of 8 units over 8 inputs + 8 recurrent, 3·8 element-wise products, readout 10×8
     assert gru_row["counts"]["macs"] == 8 * (3 * 8 * (8 + 8) + 3 * 8 + 10 * 8)
-    code, _, err = _run(capsys, tmp_path, "energy", "1", "--e-ac", "1")
+    code, _, err = run_cli(capsys, tmp_path, "energy", "1", "--e-ac", "1")
     assert code == 2 and "give both energies" in err
-    code, _, err = _run(capsys, tmp_path, "energy", "9")
+    code, _, err = run_cli(capsys, tmp_path, "energy", "9")
     assert code == 2 and "no run with id 9" in err

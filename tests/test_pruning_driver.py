@@ -6,20 +6,13 @@ import itertools
 
 import pytest
 import torch
+from _helpers import small_world_rsnn
 
-from hrsnn.connectivity import ConnectivitySpec
 from hrsnn.errors import ConfigError
-from hrsnn.network import RSNN, LayerConfig, NeuronConfig, RSNNConfig
+from hrsnn.network import RSNN
 from hrsnn.pruning import LNPConfig, lnp_prune
 from hrsnn.pruning import lnp as lnp_module
 from hrsnn.stats import Estimate
-
-
-def _model(n: int = 30, seed: int = 0) -> RSNN:
-    conn = ConnectivitySpec(kind="small_world", k=6, p_rewire=0.2, dale=True, init="normal", spectral_radius=1.0)
-    neuron = NeuronConfig(kind="lif", tau_m={"dist": "gamma", "shape": 3.0, "scale": 6.0, "floor": 2.0})
-    layer = LayerConfig(size=n, neuron=neuron, connectivity=conn)
-    return RSNN(RSNNConfig(n_inputs=3, n_outputs=2, layers=(layer,)), seed=seed)
 
 
 def _exponents(model: RSNN) -> torch.Tensor:
@@ -43,13 +36,13 @@ FAST = dict(betweenness_backend="brandes", bo_sampler="tpe", bo_startup=2, bo_tr
 
 def _run(config, seed=0, **kw):
     return lnp_prune(
-        _model(), config, exponents_fn=_exponents, lambda_max_fn=_stable,
+        small_world_rsnn(), config, exponents_fn=_exponents, lambda_max_fn=_stable,
         gains_fn=_gains, generator=torch.Generator().manual_seed(seed), progress=False, **kw,
     )  # fmt: skip
 
 
 def test_driver_history_and_surviving_neurons():
-    model = _model()
+    model = small_world_rsnn()
     before = model.layers[0].weight_rec.detach().clone()
     result = lnp_prune(
         model, LNPConfig(k_max=3, **FAST), exponents_fn=_exponents, lambda_max_fn=_stable,
@@ -88,7 +81,7 @@ def test_unstable_iteration_is_reverted_and_stops():
 
     config = LNPConfig(k_max=5, tune_timescales=False, **{k: v for k, v in FAST.items() if not k.startswith("bo")})
     result = lnp_prune(
-        _model(), config, exponents_fn=_exponents, lambda_max_fn=lambda_max,
+        small_world_rsnn(), config, exponents_fn=_exponents, lambda_max_fn=lambda_max,
         gains_fn=_gains, generator=torch.Generator().manual_seed(0), progress=False,
     )  # fmt: skip
     one = _run(LNPConfig(k_max=1, tune_timescales=False, **{k: v for k, v in FAST.items() if not k.startswith("bo")}))
@@ -126,7 +119,7 @@ def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     torch.testing.assert_close(resumed.model.readout.input.weight, straight.model.readout.input.weight, rtol=0, atol=0)
     with pytest.raises(ConfigError) as info:
         lnp_prune(
-            _model(n=20), LNPConfig(k_max=6, **FAST), exponents_fn=_exponents, lambda_max_fn=_stable,
+            small_world_rsnn(n=20), LNPConfig(k_max=6, **FAST), exponents_fn=_exponents, lambda_max_fn=_stable,
             gains_fn=_gains, generator=torch.Generator(), checkpoint_path=path, progress=False,
         )  # fmt: skip
     assert info.value.field == "checkpoint_path"
@@ -161,13 +154,13 @@ def test_bad_callables_and_config_are_rejected():
     assert info.value.field == "config"
     with pytest.raises(ConfigError) as info:
         lnp_prune(
-            _model(), LNPConfig(k_max=1, **FAST), exponents_fn=lambda m: torch.zeros(3), lambda_max_fn=_stable,
-            gains_fn=_gains, generator=torch.Generator(), progress=False,
+            small_world_rsnn(), LNPConfig(k_max=1, **FAST), exponents_fn=lambda m: torch.zeros(3),
+            lambda_max_fn=_stable, gains_fn=_gains, generator=torch.Generator(), progress=False,
         )  # fmt: skip
     assert info.value.field == "exponents_fn"
     with pytest.raises(ConfigError) as info:  # λ_max must come with its noise: a bare float is refused
         lnp_prune(
-            _model(), LNPConfig(k_max=1, **FAST), exponents_fn=_exponents, lambda_max_fn=lambda m: -0.05,
+            small_world_rsnn(), LNPConfig(k_max=1, **FAST), exponents_fn=_exponents, lambda_max_fn=lambda m: -0.05,
             gains_fn=_gains, generator=torch.Generator(), progress=False,
         )  # fmt: skip
     assert info.value.field == "lambda_max_fn" and "Estimate" in info.value.reason
@@ -197,7 +190,7 @@ def test_progress_bar_total_is_the_iterations_the_stopping_rules_allow(monkeypat
     # q_node = 0.05 removes ⌈0.05 N⌉ neurons per iteration: 30 → 28 → 26 → 24 = (1 − 0.2)·30, so at most 3
     config = LNPConfig(k_max=100, target_neuron_sparsity=0.2, tune_timescales=False, **plain)
     result = lnp_prune(
-        _model(), config, exponents_fn=_exponents, lambda_max_fn=_stable,
+        small_world_rsnn(), config, exponents_fn=_exponents, lambda_max_fn=_stable,
         gains_fn=_gains, generator=torch.Generator().manual_seed(0), progress=True,
     )  # fmt: skip
     run = len(result.history) - 1
@@ -205,8 +198,9 @@ def test_progress_bar_total_is_the_iterations_the_stopping_rules_allow(monkeypat
     seen.clear()
     values = iter([Estimate(-0.1, 0.01, 4), Estimate(0.3, 0.01, 4)])  # iteration 1 is unstable: reverted, stop
     lnp_prune(
-        _model(), LNPConfig(k_max=5, tune_timescales=False, **plain), exponents_fn=_exponents, gains_fn=_gains,
-        lambda_max_fn=lambda model: next(values), generator=torch.Generator().manual_seed(0), progress=True,
+        small_world_rsnn(), LNPConfig(k_max=5, tune_timescales=False, **plain), exponents_fn=_exponents,
+        gains_fn=_gains, lambda_max_fn=lambda model: next(values), generator=torch.Generator().manual_seed(0),
+        progress=True,
     )  # fmt: skip
     assert seen == [(5, 0), (1, 1)]
     assert "LNP" in capsys.readouterr().err
@@ -227,7 +221,7 @@ def test_nan_in_masked_entries_changes_nothing():
             gains_fn=_gains, generator=torch.Generator().manual_seed(0), progress=False,
         )  # fmt: skip
 
-    clean, poisoned = _model(), _model()
+    clean, poisoned = small_world_rsnn(), small_world_rsnn()
     layer = poisoned.layers[0]
     with torch.no_grad():
         layer.weight_rec[~layer.mask] = float("nan")

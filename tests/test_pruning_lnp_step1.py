@@ -10,8 +10,8 @@ import pytest
 import scipy.linalg
 import scipy.stats
 import torch
+from _helpers import small_world_rsnn
 
-from hrsnn.connectivity import ConnectivitySpec
 from hrsnn.dynamics import DriveConfig, SpikingMap, driven_gains, fit_sigmoid_gain, stationary_covariance
 from hrsnn.errors import ConfigError
 from hrsnn.experiments.lnp import LNPExperimentConfig, build_dense, node_exponents, node_gains
@@ -134,7 +134,7 @@ def test_rate_model_needs_gains():
     with pytest.raises(ConfigError) as info:
         prune_synapses(W3, W3 != 0, TAU3, torch.zeros(3), LNPConfig(), torch.Generator(), gains=-GAINS3)
     assert info.value.field == "gains"
-    model = _model()
+    model = small_world_rsnn()
     args = {"exponents_fn": _exponents, "lambda_max_fn": _stable, "generator": torch.Generator()}
     with pytest.raises(ConfigError) as info:
         lnp_prune(model, LNPConfig(k_max=1, **STEP1_ONLY), progress=False, **args)
@@ -164,12 +164,6 @@ def test_spearman_diagnostics_match_scipy():
     assert step.spearman_uncoupled == pytest.approx(scipy.stats.spearmanr(scores, uncoupled[mask].numpy()).statistic)
 
 
-def _model(n: int = 30, seed: int = 0) -> RSNN:
-    conn = ConnectivitySpec(kind="small_world", k=6, p_rewire=0.2, dale=True, init="normal", spectral_radius=1.0)
-    neuron = NeuronConfig(kind="lif", tau_m={"dist": "gamma", "shape": 3.0, "scale": 6.0, "floor": 2.0})
-    layer = LayerConfig(size=n, neuron=neuron, connectivity=conn)
-    return RSNN(RSNNConfig(n_inputs=3, n_outputs=2, layers=(layer,)), seed=seed)
-
 
 def _exponents(model: RSNN) -> torch.Tensor:
     layer = model.layers[0]
@@ -185,7 +179,7 @@ def _gains(model: RSNN) -> torch.Tensor:
 
 
 def test_history_records_step1_diagnostics_and_calls_gains_fn():
-    model = _model()
+    model = small_world_rsnn()
     calls = []
 
     def gains_fn(m: RSNN) -> torch.Tensor:

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from _helpers import small_world_rsnn
 
 from hrsnn._validate import off_diagonal
 from hrsnn.connectivity import ConnectivitySpec
@@ -83,12 +84,6 @@ def test_random_trigger_fires_for_localised_structure_and_not_for_a_random_netwo
 # ------------------------------------------------------------------------------------------- step 3: budget
 
 
-def _small_world(n: int = 30, seed: int = 0) -> RSNN:
-    conn = ConnectivitySpec(kind="small_world", k=6, p_rewire=0.2, dale=True, init="normal", spectral_radius=1.0)
-    neuron = NeuronConfig(kind="lif", tau_m={"dist": "gamma", "shape": 3.0, "scale": 6.0, "floor": 2.0})
-    layer = LayerConfig(size=n, neuron=neuron, connectivity=conn)
-    return RSNN(RSNNConfig(n_inputs=3, n_outputs=2, layers=(layer,)), seed=seed)
-
 
 def _never(model: RSNN) -> torch.Tensor:
     raise AssertionError("step 1 is off: no exponents are needed")
@@ -106,7 +101,7 @@ def test_budget_counts_the_synapses_lost_with_removed_neurons(with_neurons):
         ipr_scale="raw", betweenness_backend="brandes", budget_neuron_synapses=with_neurons,
     )  # fmt: skip
     result = lnp_prune(
-        _small_world(), config, exponents_fn=_never, lambda_max_fn=_stable,
+        small_world_rsnn(), config, exponents_fn=_never, lambda_max_fn=_stable,
         generator=torch.Generator().manual_seed(0), progress=False,
     )  # fmt: skip
     dense, first = result.history
@@ -330,7 +325,7 @@ def test_driver_keeps_tau_when_step_4_is_within_noise():
         tau = model.layers[0].tau_m.tau.detach().double()
         return Estimate(float((tau.mean() - 25.0) ** 2) / 1e4, 0.05, 4)
 
-    dense = _small_world()
+    dense = small_world_rsnn()
     config = LNPConfig(
         k_max=2, prune_synapses=False, delocalise=False, q_node=0.1, betweenness_backend="brandes", bo_sampler="tpe",
         bo_startup=2, bo_trials=3,
@@ -348,13 +343,13 @@ def test_driver_keeps_tau_when_step_4_is_within_noise():
 def test_stability_stop_uses_the_mean_of_the_estimate():
     config = LNPConfig(k_max=3, prune_synapses=False, delocalise=False, tune_timescales=False, q_node=0.1)
     noisy_but_stable = lnp_prune(
-        _small_world(), config, exponents_fn=_never, lambda_max_fn=lambda m: Estimate(-0.01, 0.5, 4),
+        small_world_rsnn(), config, exponents_fn=_never, lambda_max_fn=lambda m: Estimate(-0.01, 0.5, 4),
         generator=torch.Generator().manual_seed(0), progress=False,
     )  # fmt: skip
     assert len(noisy_but_stable.history) == 4 and noisy_but_stable.history[-1].details["lambda_max_sem"] == 0.5
     values = iter([Estimate(-0.1, 0.01, 4), Estimate(0.02, 1e-4, 4)])
     unstable = lnp_prune(
-        _small_world(), config, exponents_fn=_never, lambda_max_fn=lambda m: next(values),
+        small_world_rsnn(), config, exponents_fn=_never, lambda_max_fn=lambda m: next(values),
         generator=torch.Generator().manual_seed(0), progress=False,
     )  # fmt: skip
     assert len(unstable.history) == 2 and "reverted (mean lambda_max=0.02 ± 0.0001 over 4" in unstable.history[1].note

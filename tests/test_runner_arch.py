@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from _helpers import run_cli
 
 from hrsnn.classical import ClassicalConfig, ClassicalRNN
-from hrsnn.cli import main
 from hrsnn.errors import ConfigError
 from hrsnn.experiments.runner import CLASSICAL_PRESETS, PRESETS, ExperimentConfig
 from hrsnn.experiments.store import RunStore
@@ -25,14 +25,9 @@ TINY = [
 ]  # fmt: skip
 
 
-def _run(capsys, tmp_path, *args):
-    code = main(["--store", str(tmp_path / "runs.sqlite"), *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def test_train_arch_gru_records_a_completed_run(capsys, tmp_path):
-    code, out, _ = _run(capsys, tmp_path, "train", "--arch", "gru", "--epochs", "2", "--json", *TINY)
+    code, out, _ = run_cli(capsys, tmp_path, "train", "--arch", "gru", "--epochs", "2", "--json", *TINY)
     assert code == 0
     result = json.loads(out.strip().splitlines()[-1])
     # 8 inputs (a row per step) → GRU(8) → 10 classes: 3·8·8 input + 3·8·8 recurrent + 2·3·8 biases + 8·10 + 10
@@ -49,22 +44,22 @@ def test_train_arch_gru_records_a_completed_run(capsys, tmp_path):
     test = load_digits_sequence(**config.task.options, seed=0).test
     metrics = evaluate(model, test, make_objective(config.train.loss))
     assert metrics["accuracy"] == pytest.approx(result["test_accuracy"])
-    code, out, _ = _run(capsys, tmp_path, "runs", "list")
+    code, out, _ = run_cli(capsys, tmp_path, "runs", "list")
     assert code == 0 and "digits-gru" in out and "completed" in out
 
 
 def test_a_bad_arch_is_one_line_naming_it(capsys, tmp_path):
-    code, _, err = _run(capsys, tmp_path, "train", "--arch", "transformer", "--epochs", "1")
+    code, _, err = run_cli(capsys, tmp_path, "train", "--arch", "transformer", "--epochs", "1")
     assert code == 2 and err.count("\n") == 1
     assert "config.arch='transformer': must be one of ['srnn', 'lstm', 'gru', 'rnn']" in err
-    code, _, err = _run(capsys, tmp_path, "train", "--set", "arch=[lstm]")
+    code, _, err = run_cli(capsys, tmp_path, "train", "--set", "arch=[lstm]")
     assert code == 2 and err.count("\n") == 1 and "config.arch=['lstm']" in err
 
 
 def test_an_interrupted_classical_run_resumes_to_the_uninterrupted_result(capsys, tmp_path, monkeypatch):
     reference = tmp_path / "reference"
     reference.mkdir()
-    code, out, _ = _run(capsys, reference, "train", "--arch", "lstm", "--epochs", "4", "--json", *TINY)
+    code, out, _ = run_cli(capsys, reference, "train", "--arch", "lstm", "--epochs", "4", "--json", *TINY)
     assert code == 0
     expected = json.loads(out.splitlines()[-1])
     log_epoch = RunStore.log_epoch
@@ -76,13 +71,13 @@ def test_an_interrupted_classical_run_resumes_to_the_uninterrupted_result(capsys
 
     with monkeypatch.context() as patch:
         patch.setattr(RunStore, "log_epoch", interrupt_after_two)
-        code, _, err = _run(capsys, tmp_path, "train", "--arch", "lstm", "--epochs", "4", "--quiet", *TINY)
+        code, _, err = run_cli(capsys, tmp_path, "train", "--arch", "lstm", "--epochs", "4", "--quiet", *TINY)
     assert code == 130 and "resume it with `hrsnn train --resume 1`" in err
     store = RunStore(tmp_path / "runs.sqlite")
     assert store.get_run(1).status == "interrupted" and len(store.epochs(1)) == 2
-    code, _, err = _run(capsys, tmp_path, "train", "--resume", "1", "--arch", "gru")
+    code, _, err = run_cli(capsys, tmp_path, "train", "--resume", "1", "--arch", "gru")
     assert code == 2 and "--arch='gru': cannot change when resuming run 1" in err
-    code, out, _ = _run(capsys, tmp_path, "train", "--resume", "1", "--json")
+    code, out, _ = run_cli(capsys, tmp_path, "train", "--resume", "1", "--json")
     assert code == 0
     resumed = json.loads(out.splitlines()[-1])
     for key in ("test_accuracy", "test_loss", "val_accuracy", "best_epoch", "epochs_run", "parameters"):
@@ -140,7 +135,7 @@ def test_classical_model_fields_are_documented():
 
 def test_srnn_runs_keep_their_metrics_and_record_the_arch(capsys, tmp_path):
     tiny = ["--set", "model.layers=[{size: 8, neuron: {b0: 0.01}}]", *TINY[2:]]
-    code, out, _ = _run(capsys, tmp_path, "train", "--epochs", "1", "--json", *tiny)
+    code, out, _ = run_cli(capsys, tmp_path, "train", "--epochs", "1", "--json", *tiny)
     assert code == 0
     result = json.loads(out.splitlines()[-1])
     assert result["neurons"] == 18 and "test_firing_rate" in result and "parameters" not in result

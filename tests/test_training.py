@@ -6,25 +6,13 @@ import math
 
 import pytest
 import torch
+from _helpers import toy_sequences
 
 from hrsnn.errors import ConfigError
 from hrsnn.network import RSNN, LayerConfig, NeuronConfig, ReadoutConfig, RSNNConfig, RSNNOutput, RSNNState
 from hrsnn.neurons import ALIFState
 from hrsnn.objectives import make_objective
-from hrsnn.tasks.base import SequenceDataset
 from hrsnn.training import TrainConfig, Trainer, evaluate
-
-
-def _toy(n=64, t=20, seed=0, per_step=False) -> SequenceDataset:
-    """Class = which of two channels carries a high spike rate."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 2, (n,), generator=g)
-    rates = torch.full((n, t, 2), 0.05)
-    rates[torch.arange(n), :, y] = 0.6
-    x = (torch.rand(n, t, 2, generator=g) < rates).float()
-    if per_step:
-        return SequenceDataset(x, y[:, None].expand(n, t).clone(), 2, "toy")
-    return SequenceDataset(x, y, 2, "toy")
 
 
 def _model(seed=0, readout="integrator") -> RSNN:
@@ -103,12 +91,12 @@ def test_optimizer_groups_scale_tau_learning_rates():
 
 
 def test_training_reduces_loss_on_toy_task():
-    data = _toy()
+    data = toy_sequences()
     model = _model()
     obj = make_objective("mean_readout_ce")
     before = evaluate(model, data, obj)["loss"]
     trainer = Trainer(model, TrainConfig(epochs=8, batch_size=16, loss="mean_readout_ce", lr=0.02, progress=False))
-    trainer.fit(data, _toy(seed=1))
+    trainer.fit(data, toy_sequences(seed=1))
     after = evaluate(model, data, obj)
     assert after["loss"] < 0.7 * before
     assert after["accuracy"] > 0.85
@@ -119,7 +107,7 @@ def _params(model):
 
 
 def test_tbptt_with_window_covering_the_sequence_equals_full_bptt():
-    data = _toy(n=16)
+    data = toy_sequences(n=16)
     runs = []
     for tbptt in (None, 20, 50):
         model = _model(seed=4)
@@ -132,7 +120,7 @@ def test_tbptt_with_window_covering_the_sequence_equals_full_bptt():
 
 def test_tbptt_truncates_and_per_step_first_window_gradient_is_exact():
     """With per-step losses, the first window's update equals full BPTT of the first window's loss terms."""
-    data = _toy(n=8, per_step=True)
+    data = toy_sequences(n=8, per_step=True)
     model_t = _model(seed=4)
     trainer = Trainer(model_t, TrainConfig(epochs=1, batch_size=8, loss="per_step_nll", tbptt=5, progress=False))
     x, y = data.x, data.y
@@ -153,7 +141,7 @@ def test_tbptt_truncates_and_per_step_first_window_gradient_is_exact():
 
 
 def test_selection_uses_validation_and_restores_best_epoch():
-    data, val = _toy(), _toy(seed=1)
+    data, val = toy_sequences(), toy_sequences(seed=1)
     model = _model()
     cfg = TrainConfig(epochs=4, batch_size=16, loss="mean_readout_ce", lr=0.02, progress=False)
     result = Trainer(model, cfg).fit(data, val)
@@ -163,14 +151,14 @@ def test_selection_uses_validation_and_restores_best_epoch():
 
 
 def test_empty_validation_split_is_rejected():
-    data = _toy()
+    data = toy_sequences()
     empty = data.subset([])
     with pytest.raises(ConfigError, match="data.val"):
         Trainer(_model(), TrainConfig(epochs=1, progress=False)).fit(data, empty)
 
 
 def test_resume_reproduces_uninterrupted_run(tmp_path):
-    data, val = _toy(), _toy(seed=1)
+    data, val = toy_sequences(), toy_sequences(seed=1)
     cfg = TrainConfig(
         epochs=3, batch_size=16, loss="mean_readout_ce", scheduler="step", step_size=1, progress=False, seed=7
     )
@@ -189,7 +177,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
 
 def test_evaluate_firing_rates_by_hand():
     model = _model(readout="alif")
-    data = _toy(n=6, t=10)
+    data = toy_sequences(n=6, t=10)
     metrics = evaluate(model, data, make_objective("spike_count_ce"))
     out = model(data.x)
     hidden = float(out.layer_spikes[0].detach().sum())
@@ -230,7 +218,7 @@ def _trainable(model: RSNN) -> list[torch.Tensor]:
 
 
 def test_evaluate_restores_the_callers_mode():
-    model, data = _model(), _toy(n=8)
+    model, data = _model(), toy_sequences(n=8)
     model.eval()
     evaluate(model, data, make_objective("mean_readout_ce"))
     assert not model.training and not any(m.training for m in model.modules())
@@ -247,7 +235,7 @@ def test_reported_tbptt_loss_is_the_full_sequence_loss(loss, time_mean):
     """With tbptt=6 over 20 steps (4 chunks) the reported train loss equals the loss of the whole sequence. The
     learning rate is tiny, so every chunk runs with the initial weights up to ~1e-11 and an untouched copy of the
     model gives the full-sequence loss of the same forward pass."""
-    data = _toy(n=8, per_step=loss == "per_step_nll")
+    data = toy_sequences(n=8, per_step=loss == "per_step_nll")
     config = TrainConfig(batch_size=8, loss=loss, skip_steps=3, time_mean=time_mean, tbptt=6, lr=1e-12)
     with torch.no_grad():
         out = _model(seed=2)(data.x)
@@ -263,7 +251,7 @@ def test_reported_tbptt_loss_is_the_full_sequence_loss(loss, time_mean):
 def test_multi_chunk_tbptt_for_sequence_objective_matches_the_truncated_scheme_by_hand():
     """sum_softmax_ce with tbptt=7 over 20 steps: chunks [0, 7), [7, 14), [14, 20); after each chunk one Adam step
     on CE of the running sum Σ softmax(u_t), whose earlier part and the carried state are constants."""
-    data = _toy(n=8)
+    data = toy_sequences(n=8)
     config = TrainConfig(batch_size=8, loss="sum_softmax_ce", tbptt=7, lr=0.01)
     model = _model(seed=6)
     reported, *_ = Trainer(model, config).train_batch(data.x, data.y)
@@ -302,7 +290,7 @@ def test_multi_chunk_tbptt_for_sequence_objective_matches_the_truncated_scheme_b
 def test_alif_readout_training_step_moves_every_tau_by_its_family_lr():
     """One Adam step with an ALIF readout and spike-count logits: every parameter lands where the by-hand step
     puts it; the first Adam step moves each τ-parameter by lr × its family's multiplier (here 2, 3 and 5)."""
-    data = _toy(n=8)
+    data = toy_sequences(n=8)
     config = TrainConfig(
         batch_size=8, loss="spike_count_ce", lr=0.01, tau_lr_mult={"tau_m": 2.0, "tau_adp": 3.0, "tau_out": 5.0}
     )
@@ -329,7 +317,7 @@ def test_alif_readout_training_step_moves_every_tau_by_its_family_lr():
 def test_grad_clip_update_equals_the_hand_step_with_the_clipped_norm():
     """With weight decay the Adam step depends on the scale of the gradient, so clipping is visible: the update
     equals the by-hand step with g·min(1, c/(‖g‖ + 1e-6)) and differs from the unclipped one."""
-    data = _toy(n=8)
+    data = toy_sequences(n=8)
     config = TrainConfig(batch_size=8, loss="mean_readout_ce", lr=0.01, weight_decay=0.002, grad_clip=0.02)
     model, ref = _model(seed=5), _model(seed=5)
     Trainer(model, config).train_batch(data.x, data.y)
@@ -349,7 +337,7 @@ def test_grad_clip_update_equals_the_hand_step_with_the_clipped_norm():
 
 
 def test_multistep_scheduler_lr_after_milestone_and_resume_is_bit_identical(tmp_path):
-    data, val = _toy(n=32), _toy(n=16, seed=1)
+    data, val = toy_sequences(n=32), toy_sequences(n=16, seed=1)
     cfg = TrainConfig(
         epochs=3, batch_size=16, loss="mean_readout_ce", scheduler="multistep", milestones=(2,), gamma=0.1,
         progress=False, seed=3,
@@ -373,7 +361,7 @@ def test_multistep_scheduler_lr_after_milestone_and_resume_is_bit_identical(tmp_
 
 def test_train_firing_rate_counts_hidden_and_alif_readout_neurons_by_hand():
     model = _model(seed=1, readout="alif")
-    data = _toy(n=6, t=10)
+    data = toy_sequences(n=6, t=10)
     out = model(data.x)  # zero initial state, as the trainer's; one batch: these are the epoch's spikes
     spikes = float(out.layer_spikes[0].detach().sum() + out.output_spikes.detach().sum())
     trainer = Trainer(model, TrainConfig(batch_size=8, loss="sum_softmax_ce", progress=False))

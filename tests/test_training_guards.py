@@ -6,19 +6,11 @@ import math
 
 import pytest
 import torch
+from _helpers import toy_sequences
 
 from hrsnn.errors import ConfigError, NonFiniteError
 from hrsnn.network import RSNN, LayerConfig, NeuronConfig, RSNNConfig
-from hrsnn.tasks.base import SequenceDataset
 from hrsnn.training import TrainConfig, Trainer, read_checkpoint_progress
-
-
-def _toy(n: int = 48, t: int = 12, seed: int = 0) -> SequenceDataset:
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 2, (n,), generator=g)
-    rates = torch.full((n, t, 2), 0.05)
-    rates[torch.arange(n), :, y] = 0.6
-    return SequenceDataset((torch.rand(n, t, 2, generator=g) < rates).float(), y, 2, "toy")
 
 
 def _model() -> RSNN:
@@ -46,7 +38,7 @@ def test_nan_parameter_stops_training_at_the_first_loss():
     with torch.no_grad():
         trainer.model.readout.input.bias[1] = math.nan
     with pytest.raises(NonFiniteError, match=r"non-finite loss \(nan\) at epoch 1, batch 1; training stopped"):
-        trainer.fit(_toy(), _toy(seed=1))
+        trainer.fit(toy_sequences(48, 12), toy_sequences(48, 12, seed=1))
     assert trainer.history == []
 
 
@@ -61,7 +53,7 @@ def test_infinite_gradient_stops_before_the_step_and_names_the_parameter():
 
     trainer.model.layers[0].input.weight.register_hook(lambda g: remember(g))
     with pytest.raises(NonFiniteError, match=r"non-finite gradient of layers\.0\.input\.weight \(0 NaN, \d+ inf\)"):
-        trainer.fit(_toy(), _toy(seed=1))
+        trainer.fit(toy_sequences(48, 12), toy_sequences(48, 12, seed=1))
     # the bad batch took no optimiser step: the parameters are those before it
     for key, value in trainer.model.state_dict().items():
         assert torch.equal(value, before[key]), key
@@ -70,7 +62,7 @@ def test_infinite_gradient_stops_before_the_step_and_names_the_parameter():
 def test_skip_mode_drops_only_the_bad_batch_and_counts_it():
     trainer = _trainer(on_nonfinite="skip", epochs=2)
     _inject_inf_gradient(trainer, {2})
-    result = trainer.fit(_toy(), _toy(seed=1))
+    result = trainer.fit(toy_sequences(48, 12), toy_sequences(48, 12, seed=1))
     assert [h["skipped_batches"] for h in result.history] == [1, 1]
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     # the loss average covers the 2 kept batches of 16 samples, not the dropped one
@@ -81,7 +73,7 @@ def test_skip_mode_stops_when_a_whole_epoch_is_non_finite():
     trainer = _trainer(on_nonfinite="skip")
     _inject_inf_gradient(trainer, {1, 2, 3})
     with pytest.raises(NonFiniteError, match=r"every batch of epoch 1 \(3\) met a non-finite"):
-        trainer.fit(_toy(), _toy(seed=1))
+        trainer.fit(toy_sequences(48, 12), toy_sequences(48, 12, seed=1))
 
 
 @pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
@@ -97,7 +89,7 @@ def test_a_parameter_made_non_finite_by_the_step_always_stops(tmp_path, monkeypa
 
     monkeypatch.setattr(trainer.optimizer, "step", poisoned_step)
     with pytest.raises(NonFiniteError, match=r"parameter readout\.input\.bias became non-finite \(0 NaN, 1 inf\)"):
-        trainer.fit(_toy(), _toy(seed=1))
+        trainer.fit(toy_sequences(48, 12), toy_sequences(48, 12, seed=1))
     # the checkpoint of the last good epoch is kept, and it is finite
     assert read_checkpoint_progress(tmp_path / "ckpt.safetensors").epoch == 1
 
@@ -112,7 +104,7 @@ def test_non_finite_validation_loss_stops(monkeypatch):
 
     monkeypatch.setattr(training, "evaluate", bad_val)
     with pytest.raises(NonFiniteError, match=r"non-finite validation loss \(inf\) after epoch 1"):
-        _trainer().fit(_toy(), _toy(seed=1))
+        _trainer().fit(toy_sequences(48, 12), toy_sequences(48, 12, seed=1))
 
 
 def test_on_nonfinite_is_validated():
