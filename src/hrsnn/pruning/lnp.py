@@ -1818,7 +1818,8 @@ def lnp_prune(
     """Run LNP (spec §2.4) on ``model.layers[config.layer_index]`` until a stopping rule fires.
 
     Each iteration runs the enabled steps 1–4 on a copy of the current network, then measures
-    ``lambda_max_fn``; if its mean exceeds ``config.lambda_max_threshold`` the copy is discarded (the previous
+    ``lambda_max_fn``; if its mean exceeds ``config.lambda_max_threshold`` by more than ``config.stop_z`` standard
+    errors the copy is discarded (the previous
     network is kept) and the run stops. Otherwise the copy becomes current. With ``checkpoint_path`` the whole pruning
     state (network, surviving neuron indices, τ quantiles, generator state, history) is written atomically after
     every iteration (and at the start); if the file exists when the run starts, the run resumes from it, so a
