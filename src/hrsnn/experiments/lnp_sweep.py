@@ -79,10 +79,10 @@ from hrsnn.experiments.store import RunStore, environment_info
 from hrsnn.network import RSNN, load_model, save_model
 from hrsnn.pruning import (
     PruneResult,
-    activity_magnitude_prune,
     activity_prune,
     global_magnitude_prune,
     iterative_magnitude_prune,
+    magnitude_prune,
     synapse_total,
 )
 from hrsnn.stats import Estimate, PairedComparison, paired_comparison
@@ -443,20 +443,21 @@ def _trained_dense(dense: RSNN, data: TaskData, config: LNPSweepConfig, seed: in
     return model
 
 
-def _ap(trained: RSNN, data: TaskData, n: int, m: int | None, config: LNPSweepConfig, seed: int) -> _Net:
-    """AP to ``n`` neurons (rates on the training inputs), then (unless ``m`` is None) magnitude pruning to at most
-    ``m`` synapses, then fine-tuning for ``finetune_epochs``."""
+def _activity_baselines(
+    trained: RSNN, data: TaskData, n: int, m: int, names: Sequence[str], config: LNPSweepConfig, seed: int
+) -> dict[str, _Net]:
+    """The AP baselines among ``names``, from one activity pruning to ``n`` neurons (rates on the training inputs):
+    "ap" as pruned, "ap_magnitude" after magnitude pruning to at most ``m`` synapses; each then fine-tuned for
+    ``finetune_epochs``."""
     batches = [x for x, _ in data.train.batches(256, shuffle=False)]
-
-    def fine_tune(model: RSNN) -> None:
-        _train(model, data, config.experiment, seed, config.finetune_epochs)
-
-    if m is None:
-        result = activity_prune(trained, 0, batches, n)
-        fine_tune(result.model)
-    else:
-        result = activity_magnitude_prune(trained, 0, batches, n, m, train_fn=fine_tune, allow_fewer_synapses=True)
-    return _Net(result.model, result.kept_neurons)
+    pruned = activity_prune(trained, 0, batches, n)
+    models = {"ap": pruned.model}
+    if "ap_magnitude" in names:  # a copy, so that fine-tuning "ap" in place does not touch it
+        models["ap_magnitude"] = magnitude_prune(pruned.model, 0, m).model
+    nets = {name: _Net(models[name], pruned.kept_neurons) for name in names}
+    for net in nets.values():
+        _train(net.model, data, config.experiment, seed, config.finetune_epochs)
+    return nets
 
 
 def _imp_chain(
@@ -628,12 +629,11 @@ def _seed(config: LNPSweepConfig, seed: int, ctx: _Context) -> None:
             continue
         trained = _trained_dense(dense, data, config, seed, ctx)
         trained_nets: dict[tuple[str, float], _Net] = {}
+        ap_names = [name for name in trained_names if name != "imp"]
         for level, snap in snaps.items():
-            n, m = _counts(snap)
-            if "ap" in trained_names:
-                trained_nets[("ap", level)] = _ap(trained, data, n, None, config, seed)
-            if "ap_magnitude" in trained_names:
-                trained_nets[("ap_magnitude", level)] = _ap(trained, data, n, m, config, seed)
+            if ap_names:
+                nets = _activity_baselines(trained, data, *_counts(snap), ap_names, config, seed)
+                trained_nets |= {(name, level): net for name, net in nets.items()}
         if "imp" in trained_names:
             chain = _imp_chain(dense, trained, data, {lv: _counts(s) for lv, s in snaps.items()}, config, seed)
             trained_nets.update({("imp", lv): net for lv, net in chain.items()})
