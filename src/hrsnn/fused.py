@@ -1,50 +1,69 @@
-r"""Fused ALIF/LIF time loop: one autograd node per layer and sequence, with a hand-derived BPTT backward.
+r"""Fused sequence kernels: a whole layer over a whole sequence as one autograd node with a hand-derived backward.
 
 The reference path (:func:`hrsnn.neurons.alif_step` in a Python loop) records about a dozen autograd nodes per
-step; on a CPU with small layers that bookkeeping, not arithmetic, dominates. This module runs the same map for a
-whole sequence inside one :class:`torch.autograd.Function` and back-propagates through time by hand. It computes
-exactly the same function and gradients as the reference (a parity test checks every input's gradient).
+step and allocates every intermediate. These kernels run the same maps for a whole sequence inside one
+:class:`torch.autograd.Function`, on **time-major** buffers ``(T, B, N)`` allocated once per call, with in-place
+per-step operations and no stacking; the backward pass runs BPTT by hand, evaluating the surrogate derivative in
+blocks of time steps (a few MiB, cache-sized) with the surrogate's in-place form (``derivative_``). Nothing is
+materialised that is not needed: membranes are kept only when recorded or differentiated, gradients of outputs
+nobody used arrive as None instead of zero-filled tensors, and the weight gradient is one matrix product over all
+steps. Three kernels:
 
-Forward, for t = 1..T (W is the effective recurrent weight W_rec ⊙ M, c_t the external current):
+**ALIF / LIF** (:func:`alif_sequence_tm`; LIF is β = 0, ρ = 1). Forward, for t = 1..T, with W the effective
+recurrent weight W_rec ⊙ M and c_t the external current (the input projection plus both biases):
 
 .. math::
 
-    I_t &= c_t + W s_{t-1} + b \\
+    I_t &= c_t + W s_{t-1} \\
     \eta_t &= \rho\eta_{t-1} + (1-\rho)s_{t-1},\quad \theta_t = b_0 + \beta\eta_t \\
     u_t &= \alpha u_{t-1} + (1-\alpha)R I_t - \theta_t s_{t-1}dt,\quad s_t = H(u_t - \theta_t)
 
 Backward, from t = T down to 1, with ψ_t the surrogate derivative at v_t = u_t − θ_t and bars for adjoints
-(ū_t, η̄_t include what flows back from step t+1, s̄_t includes the external gradient of the spike output):
+(ū_t, η̄_t include what flows back from step t+1 and any external gradient of u_t, η_t; s̄_t includes the external
+gradient of the spike output):
 
 .. math::
 
     \bar v_t &= \bar s_t \psi_t,\quad \bar u_t \mathrel{+}= \bar v_t,\quad
-    \bar\theta_t = -\bar v_t - \bar u_t s_{t-1} dt,\quad \bar\eta_t \mathrel{+}= \beta\bar\theta_t \\
+    \bar\eta_t \mathrel{+}= -\beta(\bar v_t + \bar u_t s_{t-1} dt) \\
     \bar I_t &= (1-\alpha)R\,\bar u_t,\quad
     \bar s_{t-1} \mathrel{+}= -\bar u_t\theta_t dt + (1-\rho)\bar\eta_t + W^\top \bar I_t \\
     \bar u_{t-1} &= \alpha\bar u_t,\quad \bar\eta_{t-1} = \rho\bar\eta_t
 
 and, summed over batch and time, :math:`\bar\alpha = \sum \bar u_t(u_{t-1} - R I_t)`,
 :math:`\bar\rho = \sum\bar\eta_t(\eta_{t-1} - s_{t-1})`, :math:`\bar W = \sum \bar I_t s_{t-1}^\top`,
-:math:`\bar b = \sum \bar I_t`, :math:`\bar c_t = \bar I_t`.
+:math:`\bar c_t = \bar I_t`.
 
-Exactness. Both paths evaluate the same formulas but with different roundings: the kernel uses fused operations
-(``addcmul``, ``lerp``, ``addmm`` with the bias folded into the current) where the reference takes separate
-products and sums. In float64 they agree to about 1e-14 (the parity tests ask 1e-12), also over long sequences: on
-the authors' ECG model and the 141 QTDB test sequences × 1301 steps not one spike differs. In float32 the membranes
-differ by a few ulp (≈ 5e-8), which is harmless until a membrane lands within that distance of its threshold: then
-one path spikes and the other does not, and from there on that sequence follows a different but equally valid
-trajectory. Measured on the same ECG run in float32: 1 of 141 sequences diverges (from step 621), 19 of 182,031
-per-step predictions differ, accuracy 0.85860 (kernel) vs 0.85864 (step loop). Use float64 where trajectories must
-match bit for bit in the spike pattern.
+**Hard-reset LIF** (:func:`lif_hard_sequence_tm`): :math:`v_t = \alpha u_{t-1} + I_t`,
+:math:`s_t = H(v_t - \vartheta)`, :math:`u_t = (1 - s_t) v_t`; backward
+:math:`\bar v_t = \bar u_t (1 - s_t) + (\bar s_t - \bar u_t v_t)\psi_t`, :math:`\bar I_t = \bar v_t`,
+:math:`\bar u_{t-1} = \alpha\bar v_t`, :math:`\bar s_{t-1} \mathrel{+}= W^\top\bar v_t`,
+:math:`\bar\alpha = \sum\bar v_t u_{t-1}`.
 
-The kernel is differentiable once: a backward pass with ``create_graph=True`` (needed for Hessian-vector products
-or gradient penalties) raises :class:`~hrsnn.errors.ConfigError`; set ``layer.fused = False`` to use the step loop,
-which supports higher derivatives.
+**Leaky-integrator readout** (:func:`integrator_sequence_tm`): :math:`u_t = \alpha u_{t-1} + (1-\alpha) c_t`;
+backward :math:`\bar c_t = (1-\alpha)\bar u_t`, :math:`\bar u_{t-1} = \alpha\bar u_t`,
+:math:`\bar\alpha = \sum\bar u_t(u_{t-1} - c_t)`.
+
+Sparse recurrence. When the recurrent weight has few nonzeros (a pruned network), the recurrent products run on a
+CSR copy of W and of Wᵀ (built once per call) and the weight gradient is computed only on W's nonzero pattern
+(:class:`Recurrence`); the density at which this pays is :data:`SPARSE_DENSITY` (measured, see its docstring).
+
+Exactness. The kernels evaluate the reference formulas with different roundings (fused ``addcmul``/``lerp``/
+``addmm``, the bias folded into the current, the multi-Gaussian's side lobes summed in closed form). In float64
+they agree with the step loop to about 1e-14 with identical spikes (the parity tests ask 1e-12 and 1e-10 for
+gradients); on the authors' ECG model and the 141 QTDB test sequences × 1301 steps not one spike differs. In float32
+the membranes differ by a few ulp (≈ 5e-8), which is harmless until a membrane lands within that distance of its
+threshold: then one path spikes and the other does not, and from there on that sequence follows a different but
+equally valid trajectory (on the same ECG run in float32: 1 of 141 sequences diverges, from step 621; 19 of 182,031
+per-step predictions differ; accuracy 0.85860 vs 0.85864). Use float64 where spike patterns must match bit for bit.
+
+The kernels are differentiable once: a backward pass with ``create_graph=True`` (Hessian-vector products, gradient
+penalties) raises :class:`~hrsnn.errors.ConfigError`; set ``layer.fused = False`` to use the step loop.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -53,6 +72,94 @@ from torch import Tensor
 from hrsnn.errors import ConfigError
 from hrsnn.surrogates import Surrogate
 
+__all__ = [
+    "SPARSE_DENSITY",
+    "Recurrence",
+    "alif_sequence",
+    "alif_sequence_tm",
+    "integrator_sequence_tm",
+    "lif_hard_sequence_tm",
+]
+
+BLOCK_BYTES = 1 << 21
+"""Size of the blocks of time steps in which the backward pass evaluates the surrogate (2 MiB: cache-sized)."""
+
+SPARSE_DENSITY = 0.2
+"""Recurrent weights with at most this fraction of nonzero entries use the CSR path (:class:`Recurrence`)."""
+
+
+def _check_once_differentiable() -> None:
+    if torch.is_grad_enabled():  # create_graph=True: a hand-written backward would record an incomplete graph
+        raise ConfigError(
+            "fused",
+            True,
+            "the fused kernels are once-differentiable (no double backward, e.g. Hessian-vector products); "
+            "set layer.fused = False on every SpikingLayer and readout to use the step loop",
+        )
+
+
+def _block_steps(batch: int, n: int, element_size: int, steps: int) -> int:
+    return max(1, min(steps, BLOCK_BYTES // max(1, batch * n * element_size)))
+
+
+def _surrogate_(surrogate: Surrogate, v: Tensor, work: Tensor) -> Tensor:
+    """Overwrite v with the surrogate derivative at v (the in-place form when the surrogate has one)."""
+    inplace = getattr(surrogate, "derivative_", None)
+    if inplace is None:
+        return v.copy_(surrogate.derivative(v))
+    return inplace(v, work)
+
+
+class Recurrence:
+    """The recurrent product of one call: dense W, or CSR copies of W and Wᵀ for a sparse W.
+
+    ``add_into(out, c, s)`` writes :math:`c + s W^\\top` (rows of s are samples), ``add_transposed_(acc, g)`` adds
+    :math:`g W`, and ``weight_grad(g, s)`` returns :math:`\\sum_k g_k^\\top s_k` over the flattened rows, restricted
+    to W's nonzero pattern on the sparse path (entries outside it are exactly 0 there; the dense path returns the
+    full product, which the caller's mask zeroes).
+    """
+
+    def __init__(self, weight: Tensor, sparse: bool | None) -> None:
+        n = weight.shape[0]
+        if sparse is None:
+            sparse = weight.device.type == "cpu" and int(torch.count_nonzero(weight)) <= SPARSE_DENSITY * n * n
+        self.sparse = sparse
+        self.weight = weight
+        self.weight_t = weight.t()
+        if sparse:
+            self.csr = weight.to_sparse_csr()
+            coo = weight.to_sparse_coo().coalesce()
+            self.rows, self.cols = coo.indices()
+            self.csr_t = weight.t().contiguous().to_sparse_csr()
+
+    def add_into(self, out: Tensor, c: Tensor, s: Tensor) -> Tensor:
+        if self.sparse:
+            return torch.add(c, (self.csr @ s.t()).t(), out=out)
+        return torch.addmm(c, s, self.weight_t, out=out)
+
+    def add_transposed_(self, acc: Tensor, g: Tensor) -> Tensor:
+        if self.sparse:
+            return acc.add_((self.csr_t @ g.t()).t())
+        return acc.addmm_(g, self.weight)
+
+    def weight_grad(self, g: Tensor, s: Tensor) -> Tensor:
+        g2, s2 = g.reshape(-1, g.shape[-1]), s.reshape(-1, s.shape[-1])
+        if not self.sparse:
+            return g2.t() @ s2
+        grad_t = s2.t() @ g2  # (N_in, N_out)
+        return torch.zeros_like(self.weight).index_put_((self.rows, self.cols), grad_t[self.cols, self.rows])
+
+
+@dataclass(frozen=True)
+class _ALIFConsts:
+    b0: float
+    beta: float
+    r_m: float
+    dt: float
+    surrogate: Surrogate
+    adaptive: bool
+    sparse: bool | None
+
 
 class _ALIFSequence(torch.autograd.Function):
     @staticmethod
@@ -60,131 +167,168 @@ class _ALIFSequence(torch.autograd.Function):
         ctx: Any,
         currents: Tensor,
         weight: Tensor | None,
-        bias: Tensor | None,
         alpha: Tensor,
         rho: Tensor,
         u0: Tensor,
         s0: Tensor,
         eta0: Tensor,
-        b0: float,
-        beta: float,
-        r_m: float,
-        dt: float,
-        surrogate: Surrogate,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        adaptive = beta != 0.0 or not bool((rho == 1.0).all())
-        u, s, eta = u0, s0, eta0
-        one_m_alpha_r = (1.0 - alpha) * r_m
-        n_steps = currents.shape[1]
-        us, ss, etas, total_inputs = [], [], [], []
-        w_t = weight.t() if weight is not None else None
-        for c in currents.unbind(1):
-            if w_t is None:
-                i_t = c
-            elif bias is None:
-                i_t = torch.addmm(c, s, w_t)
+        k: _ALIFConsts,
+        keep_membranes: bool,
+    ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor, Tensor]:
+        ctx.set_materialize_grads(False)
+        steps, batch, n = currents.shape
+        grad = any(ctx.needs_input_grad)
+        full = grad or keep_membranes
+        rec = Recurrence(weight, k.sparse) if weight is not None else None
+        spikes = currents.new_empty(steps + 1, batch, n)
+        spikes[0] = s0
+        mem = currents.new_empty(steps + 1 if full else 2, batch, n)
+        mem[0] = u0
+        inputs = currents
+        if rec is not None:
+            inputs = currents.new_empty(steps if grad else 1, batch, n)
+        scale = (1.0 - alpha) * k.r_m
+        s_t, i_t, c_t = spikes.unbind(0), inputs.unbind(0), currents.unbind(0)
+        u_t = mem.unbind(0)
+        n_u, n_i = len(u_t), len(i_t)
+        if k.adaptive:
+            traces = currents.new_empty(steps + 1 if full else 2, batch, n)
+            traces[0] = eta0
+            eta_t = traces.unbind(0)
+            theta = torch.empty_like(u0)
+        for t in range(steps):
+            i = i_t[t % n_i] if rec is not None else c_t[t]
+            if rec is not None:
+                rec.add_into(i, c_t[t], s_t[t])
+            u_prev, u = u_t[t % n_u], u_t[(t + 1) % n_u]
+            torch.mul(u_prev, alpha, out=u).addcmul_(scale, i)
+            if k.adaptive:
+                torch.lerp(s_t[t], eta_t[t % n_u], rho, out=eta_t[(t + 1) % n_u])
+                torch.mul(eta_t[(t + 1) % n_u], k.beta, out=theta).add_(k.b0)
+                u.addcmul_(theta, s_t[t], value=-k.dt)
+                torch.gt(u, theta, out=s_t[t + 1])
             else:
-                i_t = torch.addmm(c + bias, s, w_t)
-            u = torch.addcmul(u * alpha, one_m_alpha_r, i_t)
-            if adaptive:
-                eta = torch.lerp(s, eta, rho)
-                theta = eta * beta + b0
-                u = torch.addcmul(u, theta, s, value=-dt)
-                s = (u > theta).to(u.dtype)
-                etas.append(eta)
-            else:
-                u = u.sub_(s, alpha=b0 * dt)
-                s = (u > b0).to(u.dtype)
-            us.append(u)
-            ss.append(s)
-            total_inputs.append(i_t)
-        spikes = torch.stack(ss, 1)
-        membranes = torch.stack(us, 1)
-        traces = torch.stack(etas, 1) if adaptive else eta0.unsqueeze(1).expand_as(membranes)
-        ctx.save_for_backward(torch.stack(total_inputs, 1), membranes, traces, spikes, weight, alpha, rho, u0, s0, eta0)
-        ctx.consts = (b0, beta, r_m, dt, surrogate, n_steps, weight is not None, bias is not None, adaptive)
-        thresholds = b0 + beta * traces
-        return spikes, membranes, thresholds, u, eta
+                u.sub_(s_t[t], alpha=k.b0 * k.dt)
+                torch.gt(u, k.b0, out=s_t[t + 1])
+        last = steps % n_u
+        u_last = mem[last].clone()
+        eta_last = traces[last].clone() if k.adaptive else eta0.clone()
+        if grad:
+            ctx.save_for_backward(inputs, mem, traces if k.adaptive else None, spikes, alpha, rho, eta0)
+            ctx.rec, ctx.k = rec, k
+        membranes = mem[1:] if full else None
+        out_traces = traces[1:] if (k.adaptive and full) else None
+        return spikes[1:], membranes, out_traces, u_last, eta_last
 
     @staticmethod
     def backward(  # type: ignore[override]
-        ctx: Any, g_spikes: Tensor, g_membranes: Tensor, g_thresholds: Tensor, g_u_last: Tensor, g_eta_last: Tensor
+        ctx: Any,
+        g_spikes: Tensor | None,
+        g_membranes: Tensor | None,
+        g_traces: Tensor | None,
+        g_u_last: Tensor | None,
+        g_eta_last: Tensor | None,
     ) -> tuple[Tensor | None, ...]:
-        if torch.is_grad_enabled():  # create_graph=True: this hand-written backward would record an incomplete graph
-            raise ConfigError(
-                "fused",
-                True,
-                "the fused ALIF kernel is once-differentiable (no double backward, e.g. Hessian-vector products); "
-                "set layer.fused = False on every SpikingLayer (hidden and ALIF readout) to use the step loop",
-            )
-        inputs, membranes, traces, spikes, weight, alpha, rho, u0, s0, eta0 = ctx.saved_tensors
-        b0, beta, r_m, dt, surrogate, n_steps, has_weight, has_bias, adaptive = ctx.consts
-        thetas = b0 + beta * traces
-        psi = surrogate.derivative(membranes - thetas)
-        one_m_alpha_r = (1.0 - alpha) * r_m
+        _check_once_differentiable()
+        inputs, mem, traces, spikes, alpha, rho, eta0 = ctx.saved_tensors
+        rec: Recurrence | None = ctx.rec
+        k: _ALIFConsts = ctx.k
+        steps, batch, n = spikes.shape[0] - 1, spikes.shape[1], spikes.shape[2]
+        scale = (1.0 - alpha) * k.r_m
         one_m_rho = 1.0 - rho
-        u_bar = g_u_last.clone()
-        eta_bar = g_eta_last.clone()
-        s_bar_carry = torch.zeros_like(u0)
-        ext_s = g_spikes.unbind(1)
-        ext_u = g_membranes.unbind(1)
-        ext_th = g_thresholds.unbind(1)
-        psis = psi.unbind(1)
-        thetas_t = thetas.unbind(1)
-        s_prev = [s0, *spikes.unbind(1)[:-1]]
-        u_bars: list[Tensor] = [u_bar] * n_steps
-        eta_bars: list[Tensor] = [eta_bar] * n_steps
-        i_bars: list[Tensor] = [u_bar] * n_steps
-        w = weight if has_weight else None
-        for t in range(n_steps - 1, -1, -1):
-            v_bar = (ext_s[t] + s_bar_carry) * psis[t]
-            u_bar = u_bar + ext_u[t] + v_bar
-            if adaptive:
-                theta_bar = ext_th[t] - v_bar - u_bar * s_prev[t] * dt
-                eta_bar = eta_bar + beta * theta_bar
-                s_bar_carry = torch.addcmul(one_m_rho * eta_bar, u_bar, thetas_t[t], value=-dt)
+        u_bar = g_u_last.clone() if g_u_last is not None else torch.zeros_like(mem[0])
+        eta_bar = g_eta_last.clone() if g_eta_last is not None else torch.zeros_like(mem[0])
+        s_bar = torch.zeros_like(u_bar)  # what flows into s_t from step t+1
+        v_bar, theta = torch.empty_like(u_bar), torch.empty_like(u_bar)
+        acc_u, acc_i = torch.zeros_like(u_bar), torch.zeros_like(u_bar)
+        acc_eta, acc_s = torch.zeros_like(u_bar), torch.zeros_like(u_bar)
+        i_bar = torch.empty_like(mem[1:])
+        block = _block_steps(batch, n, mem.element_size(), steps)
+        psi, work = mem.new_empty(block, batch, n), mem.new_empty(block, batch, n)
+        u_t, s_t, i_t, ib_t = mem.unbind(0), spikes.unbind(0), inputs.unbind(0), i_bar.unbind(0)
+        eta_t = traces.unbind(0) if k.adaptive else ()
+        gs_t = g_spikes.unbind(0) if g_spikes is not None else None
+        gu_t = g_membranes.unbind(0) if g_membranes is not None else None
+        ge_t = g_traces.unbind(0) if g_traces is not None else None
+        for end in range(steps, 0, -block):
+            start = max(0, end - block)
+            v = psi[: end - start]
+            if k.adaptive:
+                torch.mul(traces[start + 1 : end + 1], -k.beta, out=v).add_(mem[start + 1 : end + 1]).sub_(k.b0)
             else:
-                s_bar_carry = u_bar * (-b0 * dt)
-            i_bar = one_m_alpha_r * u_bar
-            if w is not None:
-                s_bar_carry = torch.addmm(s_bar_carry, i_bar, w)
-            u_bars[t], eta_bars[t], i_bars[t] = u_bar, eta_bar, i_bar
-            u_bar = alpha * u_bar
-            if adaptive:
-                eta_bar = rho * eta_bar
-        u_bar_all = torch.stack(u_bars, 1)
-        i_bar_all = torch.stack(i_bars, 1)
-        # Σ_t ū_t (u_{t-1} − R I_t), with u_0 the initial membrane
-        g_alpha = (u_bar_all[:, 0] * u0).sum(0) + (u_bar_all[:, 1:] * membranes[:, :-1]).sum((0, 1))
-        g_alpha = g_alpha - r_m * (u_bar_all * inputs).sum((0, 1))
-        if adaptive:
-            eta_bar_all = torch.stack(eta_bars, 1)
-            g_rho = (eta_bar_all[:, 0] * (eta0 - s0)).sum(0)
-            g_rho = g_rho + (eta_bar_all[:, 1:] * (traces[:, :-1] - spikes[:, :-1])).sum((0, 1))
-        else:  # η̄_t = g_eta_last and η_{t-1} = η_0 at every step
-            g_rho = (g_eta_last * (n_steps * eta0 - s0 - spikes[:, :-1].sum(1))).sum(0)
-        g_weight = g_bias = None
-        if has_weight:
-            g_weight = i_bar_all[:, 0].t() @ s0
-            if n_steps > 1:
-                flat_i = i_bar_all[:, 1:].reshape(-1, i_bar_all.shape[-1])
-                g_weight = g_weight + flat_i.t() @ spikes[:, :-1].reshape(-1, spikes.shape[-1])
-            g_bias = i_bar_all.sum((0, 1)) if has_bias else None
-        return (
-            i_bar_all,
-            g_weight,
-            g_bias,
-            g_alpha.reshape(alpha.shape),
-            g_rho.reshape(rho.shape),
-            u_bar,
-            s_bar_carry,
-            eta_bar,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )
+                torch.sub(mem[start + 1 : end + 1], k.b0, out=v)
+            _surrogate_(k.surrogate, v, work[: end - start])
+            p_t = v.unbind(0)
+            for t in range(end - 1, start - 1, -1):  # step t + 1 of the docstring; s_{t-1} there is s_t[t] here
+                if gs_t is not None:
+                    torch.add(s_bar, gs_t[t], out=v_bar).mul_(p_t[t - start])
+                else:
+                    torch.mul(s_bar, p_t[t - start], out=v_bar)
+                u_bar.add_(v_bar)
+                if gu_t is not None:
+                    u_bar.add_(gu_t[t])
+                if k.adaptive:
+                    if ge_t is not None:
+                        eta_bar.add_(ge_t[t])
+                    eta_bar.sub_(v_bar, alpha=k.beta).addcmul_(u_bar, s_t[t], value=-k.beta * k.dt)
+                    torch.mul(eta_t[t + 1], k.beta, out=theta).add_(k.b0)
+                    torch.mul(eta_bar, one_m_rho, out=s_bar).addcmul_(u_bar, theta, value=-k.dt)
+                    acc_eta.addcmul_(eta_bar, eta_t[t])
+                    acc_s.addcmul_(eta_bar, s_t[t])
+                    eta_bar.mul_(rho)
+                else:
+                    torch.mul(u_bar, -k.b0 * k.dt, out=s_bar)
+                acc_u.addcmul_(u_bar, u_t[t])
+                acc_i.addcmul_(u_bar, i_t[t])
+                torch.mul(u_bar, scale, out=ib_t[t])
+                if rec is not None:
+                    rec.add_transposed_(s_bar, ib_t[t])
+                u_bar.mul_(alpha)
+        g_alpha = acc_u.sum(0) - k.r_m * acc_i.sum(0)
+        if k.adaptive:
+            g_rho = (acc_eta - acc_s).sum(0)
+        elif g_eta_last is not None:  # η̄_t = g_eta_last and η_{t-1} = η_0 at every step
+            g_rho = (g_eta_last * (steps * eta0 - spikes[:steps].sum(0))).sum(0)
+        else:
+            g_rho = torch.zeros_like(rho)
+        g_weight = rec.weight_grad(i_bar, spikes[:steps]) if rec is not None else None
+        return i_bar, g_weight, g_alpha, g_rho, u_bar, s_bar, eta_bar, None, None
+
+
+def alif_sequence_tm(
+    currents: Tensor,
+    weight: Tensor | None,
+    alpha: Tensor,
+    rho: Tensor,
+    u0: Tensor,
+    s0: Tensor,
+    eta0: Tensor,
+    *,
+    b0: float,
+    beta: float,
+    surrogate: Surrogate,
+    r_m: float = 1.0,
+    dt: float = 1.0,
+    keep_membranes: bool = True,
+    sparse: bool | None = None,
+) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor, Tensor]:
+    """Run the ALIF map (β = 0 and ρ = 1: LIF) over a time-major sequence in one autograd node.
+
+    Args:
+        currents: external currents c_t including every bias, (T, B, N).
+        weight: effective recurrent weight (N, N) in ``nn.Linear`` layout, or None for a feed-forward layer.
+        alpha, rho: decays (N,); u0, s0, eta0: initial state (B, N).
+        keep_membranes: return membranes and traces even when no gradient is needed (recording).
+        sparse: force the CSR (True) or dense (False) recurrent product; None chooses by density.
+
+    Returns:
+        spikes (T, B, N); membranes (T, B, N) and the adaptation traces η (T, B, N), each None when not kept
+        (traces are None for LIF, whose η stays η_0); the final u and η (B, N).
+    """
+    n = currents.shape[-1]
+    adaptive = beta != 0.0 or not bool((rho == 1.0).all())
+    consts = _ALIFConsts(b0, beta, r_m, dt, surrogate, adaptive, sparse)
+    return _ALIFSequence.apply(currents, weight, alpha.expand(n), rho.expand(n), u0, s0, eta0, consts, keep_membranes)
 
 
 def alif_sequence(
@@ -203,7 +347,7 @@ def alif_sequence(
     r_m: float = 1.0,
     dt: float = 1.0,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Run the ALIF map (β = 0: LIF) over a sequence in one autograd node (module docstring).
+    """Batch-first form of :func:`alif_sequence_tm` (module docstring).
 
     Args:
         currents: external currents c_t, (B, T, N).
@@ -212,21 +356,151 @@ def alif_sequence(
         alpha, rho: decays (N,); u0, s0, eta0: initial state (B, N).
 
     Returns:
-        spikes, membranes and thresholds, each (B, T, N), and the final u and η (B, N).
+        spikes, membranes and thresholds θ_t = b0 + β η_t, each (B, T, N), and the final u and η (B, N).
+    """
+    c = currents if bias is None or weight is None else currents + bias
+    spikes, membranes, traces, u, eta = alif_sequence_tm(
+        c.transpose(0, 1).contiguous(), weight, alpha, rho, u0, s0, eta0,
+        b0=b0, beta=beta, surrogate=surrogate, r_m=r_m, dt=dt,
+    )  # fmt: skip
+    if membranes is None:  # pragma: no cover - keep_membranes=True always returns them
+        raise RuntimeError("membranes were not kept")
+    thresholds = b0 + beta * traces if traces is not None else torch.full_like(membranes, b0)
+    return spikes.transpose(0, 1), membranes.transpose(0, 1), thresholds.transpose(0, 1), u, eta
+
+
+class _LIFHardSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        currents: Tensor,
+        weight: Tensor | None,
+        alpha: Tensor,
+        u0: Tensor,
+        s0: Tensor,
+        threshold: float,
+        surrogate: Surrogate,
+        sparse: bool | None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        ctx.set_materialize_grads(False)
+        steps, batch, n = currents.shape
+        rec = Recurrence(weight, sparse) if weight is not None else None
+        spikes = currents.new_empty(steps + 1, batch, n)
+        spikes[0] = s0
+        mem = currents.new_empty(steps + 1, batch, n)
+        mem[0] = u0
+        pre = currents.new_empty(steps, batch, n)  # v_t, before the reset
+        s_t, u_t, v_t, c_t = spikes.unbind(0), mem.unbind(0), pre.unbind(0), currents.unbind(0)
+        for t in range(steps):
+            if rec is not None:
+                rec.add_into(v_t[t], c_t[t], s_t[t]).addcmul_(alpha, u_t[t])
+            else:
+                torch.mul(u_t[t], alpha, out=v_t[t]).add_(c_t[t])
+            torch.gt(v_t[t], threshold, out=s_t[t + 1])
+            torch.sub(v_t[t], torch.mul(v_t[t], s_t[t + 1], out=u_t[t + 1]), out=u_t[t + 1])  # (1 − s) v, s ∈ {0, 1}
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(pre, mem, spikes, alpha)
+            ctx.rec, ctx.consts = rec, (threshold, surrogate)
+        return spikes[1:], mem[1:], mem[steps].clone()
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, g_spikes: Tensor | None, g_membranes: Tensor | None, g_u_last: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
+        _check_once_differentiable()
+        pre, mem, spikes, alpha = ctx.saved_tensors
+        rec: Recurrence | None = ctx.rec
+        threshold, surrogate = ctx.consts
+        steps, batch, n = pre.shape
+        u_bar = g_u_last.clone() if g_u_last is not None else torch.zeros_like(mem[0])
+        s_bar = torch.zeros_like(u_bar)
+        acc = torch.zeros_like(u_bar)
+        v_bar = torch.empty_like(mem[1:])
+        block = _block_steps(batch, n, mem.element_size(), steps)
+        psi, work = mem.new_empty(block, batch, n), mem.new_empty(block, batch, n)
+        u_t, s_t, v_t, vb_t = mem.unbind(0), spikes.unbind(0), pre.unbind(0), v_bar.unbind(0)
+        gs_t = g_spikes.unbind(0) if g_spikes is not None else None
+        gu_t = g_membranes.unbind(0) if g_membranes is not None else None
+        for end in range(steps, 0, -block):
+            start = max(0, end - block)
+            v = torch.sub(pre[start:end], threshold, out=psi[: end - start])
+            p_t = _surrogate_(surrogate, v, work[: end - start]).unbind(0)
+            for t in range(end - 1, start - 1, -1):
+                if gu_t is not None:
+                    u_bar.add_(gu_t[t])
+                if gs_t is not None:
+                    s_bar.add_(gs_t[t])
+                vb = vb_t[t]
+                torch.sub(u_bar, torch.mul(u_bar, s_t[t + 1], out=vb), out=vb)  # ū (1 − s), s ∈ {0, 1}
+                s_bar.addcmul_(u_bar, v_t[t], value=-1.0).mul_(p_t[t - start])  # (s̄ − ū v) ψ
+                vb.add_(s_bar)
+                acc.addcmul_(vb, u_t[t])
+                s_bar.zero_()
+                if rec is not None:
+                    rec.add_transposed_(s_bar, vb)
+                torch.mul(vb, alpha, out=u_bar)
+        g_weight = rec.weight_grad(v_bar, spikes[:steps]) if rec is not None else None
+        return v_bar, g_weight, acc.sum(0), u_bar, s_bar, None, None, None
+
+
+def lif_hard_sequence_tm(
+    currents: Tensor,
+    weight: Tensor | None,
+    alpha: Tensor,
+    u0: Tensor,
+    s0: Tensor,
+    *,
+    threshold: float,
+    surrogate: Surrogate,
+    sparse: bool | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Run the hard-reset LIF over a time-major sequence (module docstring) in one autograd node.
+
+    Args:
+        currents: external currents including every bias, (T, B, N).
+        weight: effective recurrent weight (N, N) or None; alpha: decays (N,); u0, s0: initial state (B, N).
+
+    Returns:
+        spikes (T, B, N), membranes after the reset (T, B, N) and the final membrane (B, N).
     """
     n = currents.shape[-1]
-    return _ALIFSequence.apply(
-        currents,
-        weight,
-        bias,
-        alpha.expand(n),
-        rho.expand(n),
-        u0,
-        s0,
-        eta0,
-        b0,
-        beta,
-        r_m,
-        dt,
-        surrogate,
-    )
+    return _LIFHardSequence.apply(currents, weight, alpha.expand(n), u0, s0, threshold, surrogate, sparse)
+
+
+class _IntegratorSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, currents: Tensor, alpha: Tensor, u0: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.set_materialize_grads(False)
+        mem = currents.new_empty(currents.shape[0] + 1, *currents.shape[1:])
+        mem[0] = u0
+        one_m_alpha = 1.0 - alpha
+        u_t, c_t = mem.unbind(0), currents.unbind(0)
+        for t in range(currents.shape[0]):
+            torch.mul(u_t[t], alpha, out=u_t[t + 1]).addcmul_(one_m_alpha, c_t[t])
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(currents, mem, alpha)
+        return mem[1:]
+
+    @staticmethod
+    def backward(ctx: Any, g_membranes: Tensor | None) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        _check_once_differentiable()
+        currents, mem, alpha = ctx.saved_tensors
+        if g_membranes is None:
+            return None, None, None
+        one_m_alpha = 1.0 - alpha
+        u_bar = torch.zeros_like(mem[0])
+        acc_u, acc_c = torch.zeros_like(u_bar), torch.zeros_like(u_bar)
+        c_bar = torch.empty_like(currents)
+        u_t, c_t, g_t, cb_t = mem.unbind(0), currents.unbind(0), g_membranes.unbind(0), c_bar.unbind(0)
+        for t in range(currents.shape[0] - 1, -1, -1):
+            u_bar.add_(g_t[t])
+            acc_u.addcmul_(u_bar, u_t[t])
+            acc_c.addcmul_(u_bar, c_t[t])
+            torch.mul(u_bar, one_m_alpha, out=cb_t[t])
+            u_bar.mul_(alpha)
+        return c_bar, (acc_u - acc_c).sum(0), u_bar
+
+
+def integrator_sequence_tm(currents: Tensor, alpha: Tensor, u0: Tensor) -> Tensor:
+    """Leaky-integrator membranes u_t = α u_{t-1} + (1 − α) c_t (T, B, N) of time-major currents, from u0 (B, N)."""
+    return _IntegratorSequence.apply(currents, alpha.expand(currents.shape[-1]), u0)

@@ -26,7 +26,7 @@ from hrsnn._validate import check_rsnn_memory, check_seed, rsnn_tensor_shapes
 from hrsnn.config import from_dict, to_dict
 from hrsnn.connectivity import ConnectivitySpec, synapse_count
 from hrsnn.errors import ConfigError
-from hrsnn.fused import alif_sequence
+from hrsnn.fused import alif_sequence_tm, integrator_sequence_tm, lif_hard_sequence_tm
 from hrsnn.io import load_tensors, read_model_config, save_tensors
 from hrsnn.neurons import ALIFState, TimeConstants, alif_step, lif_hard_reset_step, make_parametrization
 from hrsnn.surrogates import Surrogate, make_surrogate
@@ -153,6 +153,11 @@ class RSNNConfig:
         return to_dict(self)
 
 
+def _batch_first(x: Tensor | None, keep: bool = True) -> Tensor | None:
+    """(T, B, N) -> (B, T, N) view, or None when absent or not kept."""
+    return x.transpose(0, 1) if x is not None and keep else None
+
+
 class LayerOutput(NamedTuple):
     """What a layer returns: spikes (B, T, N), final state, and (when recorded) membranes and thresholds."""
 
@@ -241,21 +246,48 @@ class SpikingLayer(nn.Module):
     def forward(self, x: Tensor, state: ALIFState, *, record: bool = False) -> LayerOutput:
         """Run the layer over x (B, T, n_in) from ``state``.
 
-        LIF/ALIF layers use the fused sequence kernel (:mod:`hrsnn.fused`) unless ``self.fused`` is False, in
-        which case the reference step functions run in a Python loop; both compute the same values and gradients.
+        Uses the fused sequence kernels of :mod:`hrsnn.fused` (time-major inside; the returned (B, T, N) tensors
+        are transposed views) unless ``self.fused`` is False, in which case the reference step functions run in a
+        Python loop; both compute the same values and gradients.
         """
+        if not self.fused:
+            return self._step_loop(x, state, record)
+        neuron = self.config.neuron
+        currents = self._currents_time_major(x)
+        alpha = self.tau_m.decay(neuron.dt)
+        w_rec = self.effective_recurrent_weight()
+        if neuron.kind == "lif_hard":
+            spikes, membranes, u = lif_hard_sequence_tm(
+                currents, w_rec, alpha, state.u, state.s, threshold=neuron.hard_threshold, surrogate=self.surrogate
+            )
+            final = ALIFState(u, spikes[-1], state.eta)
+            thresholds = torch.full_like(membranes, neuron.hard_threshold) if record else None
+            return LayerOutput(spikes.transpose(0, 1), final, _batch_first(membranes, record), _batch_first(thresholds))
+        rho, beta = self._adaptation()
+        spikes, membranes, traces, u, eta = alif_sequence_tm(
+            currents, w_rec, alpha, rho, *state, b0=neuron.b0, beta=beta, surrogate=self.surrogate,
+            r_m=neuron.r_m, dt=neuron.dt, keep_membranes=record,
+        )  # fmt: skip
+        final = ALIFState(u, spikes[-1], eta)
+        thresholds = None
+        if record and membranes is not None:
+            thresholds = neuron.b0 + beta * traces if traces is not None else torch.full_like(membranes, neuron.b0)
+        return LayerOutput(spikes.transpose(0, 1), final, _batch_first(membranes, record), _batch_first(thresholds))
+
+    def _currents_time_major(self, x: Tensor) -> Tensor:
+        """W_in x_t + b_in + b_rec for every step, time-major (T, B, N): one product through ``self.input`` (so
+        module hooks, e.g. NeuroBench's, see it), the recurrent bias added once."""
+        currents = self.input(x.transpose(0, 1))
+        if self.bias_rec is not None:
+            currents.add_(self.bias_rec)
+        return currents
+
+    def _step_loop(self, x: Tensor, state: ALIFState, record: bool) -> LayerOutput:
+        """The reference path: step functions of :mod:`hrsnn.neurons` in a Python loop."""
         neuron = self.config.neuron
         currents = self.input(x)
         alpha = self.tau_m.decay(neuron.dt)
         w_rec = self.effective_recurrent_weight()
-        if self.fused and neuron.kind != "lif_hard":
-            rho, beta = self._adaptation()
-            spikes, membranes, thresholds, u, eta = alif_sequence(
-                currents, w_rec, self.bias_rec, alpha, rho, *state,
-                b0=neuron.b0, beta=beta, surrogate=self.surrogate, r_m=neuron.r_m, dt=neuron.dt,
-            )  # fmt: skip
-            final = ALIFState(u, spikes[:, -1], eta)
-            return LayerOutput(spikes, final, membranes if record else None, thresholds if record else None)
         step = self._step_function(alpha)
         spike_list, membrane_list, threshold_list = [], [], []
         for current in currents.unbind(1):
@@ -343,6 +375,7 @@ class IntegratorReadout(nn.Module):
             family="tau_out",
         )
         self.neuron = neuron
+        self.fused = True
 
     def initial_state(
         self, batch: int, scheme: str, scale: float | None, generator: torch.Generator | None
@@ -354,8 +387,11 @@ class IntegratorReadout(nn.Module):
         return ALIFState(u, z, z)
 
     def forward(self, x: Tensor, state: ALIFState) -> tuple[Tensor, ALIFState]:
-        """Return membranes (B, T, n_out) and the final state."""
+        """Return membranes (B, T, n_out) and the final state (fused kernel unless ``self.fused`` is False)."""
         alpha = self.tau_m.decay(self.neuron.dt)
+        if self.fused:
+            membranes = integrator_sequence_tm(self.input(x.transpose(0, 1)), alpha, state.u)
+            return membranes.transpose(0, 1), ALIFState(membranes[-1], state.s, state.eta)
         u = state.u
         out = []
         for current in self.input(x).unbind(1):

@@ -114,6 +114,14 @@ class _Scaled:
         """Surrogate derivative ``scale · ψ(v)``."""
         return self.scale * self.shape(v)
 
+    def derivative_(self, v: Tensor, work: Tensor) -> Tensor:
+        """Overwrite ``v`` with ``derivative(v)`` and return it; ``work`` is scratch space of v's shape.
+
+        The fused kernels (:mod:`hrsnn.fused`) call this on blocks of time steps so that no temporaries are
+        allocated; every surrogate overrides it with in-place operations (equal to :meth:`derivative` to rounding).
+        """
+        return v.copy_(self.derivative(v))
+
 
 @dataclasses.dataclass(frozen=True)
 class MultiGaussian(_Scaled):
@@ -149,6 +157,18 @@ class MultiGaussian(_Scaled):
             _normal_pdf(v, self.sigma, side) + _normal_pdf(v, -self.sigma, side)
         )
 
+    def derivative_(self, v: Tensor, work: Tensor) -> Tensor:
+        """In place, with the two side lobes as one: with S = sσ,
+        ``N(v; σ, S) + N(v; −σ, S) = 2 e^{−(v² + σ²)/(2S²)} cosh(vσ/S²) / (√(2π) S)``."""
+        side2 = (self.s * self.sigma) ** 2
+        centre = self.scale * (1.0 + self.h) / (_SQRT_2PI * self.sigma)
+        lobes = self.scale * self.h * 2.0 * math.exp(-0.5 * self.sigma**2 / side2) / (_SQRT_2PI * math.sqrt(side2))
+        torch.mul(v, self.sigma / side2, out=work).cosh_()
+        v.square_()
+        work.mul_(torch.mul(v, -0.5 / side2).exp_())
+        v.mul_(-0.5 / self.sigma**2).exp_().mul_(centre)
+        return v.sub_(work, alpha=lobes)
+
 
 @dataclasses.dataclass(frozen=True)
 class Gaussian(_Scaled):
@@ -171,6 +191,10 @@ class Gaussian(_Scaled):
     def shape(self, v: Tensor) -> Tensor:
         """``ψ(v) = exp(−v²/(2σ²)) / (√(2π) σ)``."""
         return _normal_pdf(v, 0.0, self.sigma)
+
+    def derivative_(self, v: Tensor, work: Tensor) -> Tensor:
+        """In place (``work`` unused)."""
+        return v.square_().mul_(-0.5 / self.sigma**2).exp_().mul_(self.scale / (_SQRT_2PI * self.sigma))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +221,10 @@ class Triangle(_Scaled):
         """``ψ(v) = max(0, 1 − |v|/w)``."""
         return torch.relu(1.0 - v.abs() / self.width)
 
+    def derivative_(self, v: Tensor, work: Tensor) -> Tensor:
+        """In place (``work`` unused)."""
+        return v.abs_().div_(self.width).neg_().add_(1.0).clamp_(min=0.0).mul_(self.scale)
+
 
 @dataclasses.dataclass(frozen=True)
 class SlayerExponential(_Scaled):
@@ -220,6 +248,10 @@ class SlayerExponential(_Scaled):
         """``ψ(v) = exp(−α|v|)``."""
         return torch.exp(-self.alpha * v.abs())
 
+    def derivative_(self, v: Tensor, work: Tensor) -> Tensor:
+        """In place (``work`` unused)."""
+        return v.abs_().mul_(-self.alpha).exp_().mul_(self.scale)
+
 
 @dataclasses.dataclass(frozen=True)
 class FastSigmoid(_Scaled):
@@ -242,6 +274,10 @@ class FastSigmoid(_Scaled):
     def shape(self, v: Tensor) -> Tensor:
         """``ψ(v) = 1 / (1 + k|v|)²``."""
         return (1.0 + self.slope * v.abs()).reciprocal().square()
+
+    def derivative_(self, v: Tensor, work: Tensor) -> Tensor:
+        """In place (``work`` unused)."""
+        return v.abs_().mul_(self.slope).add_(1.0).reciprocal_().square_().mul_(self.scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,6 +304,10 @@ class ArcTan(_Scaled):
         """``ψ(v) = (α/2) / (1 + (π α v / 2)²)``."""
         x = (0.5 * math.pi * self.alpha) * v
         return (0.5 * self.alpha) / (1.0 + x * x)
+
+    def derivative_(self, v: Tensor, work: Tensor) -> Tensor:
+        """In place (``work`` unused)."""
+        return v.mul_(0.5 * math.pi * self.alpha).square_().add_(1.0).reciprocal_().mul_(0.5 * self.alpha * self.scale)
 
 
 class _SpikeFunction(torch.autograd.Function):
