@@ -8,15 +8,47 @@ neurons, float32 on the CPU. Every library runs the same map with the same weigh
     u_t = α u_{t-1} + (1 - α) R I_t - b0 s_{t-1}          (soft reset one step late, hrsnn's convention)
     s_t = H(u_t - b0),  H(v) = [v > 0]
 
-and the same surrogate in the backward pass (hrsnn's default multi-Gaussian, written out below). The input
-projection is inside the timed region. The contenders:
+with a per-neuron α, and the same surrogate in the backward pass (hrsnn's default multi-Gaussian, written out
+below) wherever the library takes one. The input projection is inside the timed region. The contenders:
 
 - ``hrsnn``: ``RSNN(...).layers[0]`` as the library runs it by default (the fused sequence kernel);
   ``hrsnn-step`` (with ``--step-path``): the same layer with ``layer.fused = False`` (step functions in a loop);
 - ``plain``: a plain PyTorch loop of the equation above, written here; every ratio is printed against it;
 - ``snntorch``: ``snntorch.RLeaky`` (subtract reset with its default one-step delay, the input scaled by
-  (1 - α) R outside the neuron and the recurrent weight by (1 - α) R row-wise) when it imports;
-- Norse, SpikingJelly, Sinabs and spyx are reported as skipped (not installed, or no adapter here yet).
+  (1 - α) R outside the neuron and the recurrent weight by (1 - α) R row-wise);
+- ``norse``: ``norse.torch.LIFBoxCell`` with leak dt·τ_mem⁻¹ = 1 - α per neuron (dt = 1), v_th = b0 and its
+  ``reset_subtract``, in a time loop with the recurrent ``nn.Linear`` written here. Norse's ``LIFRecurrent`` is not
+  used: it carries a synaptic current and resets to v_reset in the spiking step, which no weight mapping undoes.
+  Norse picks its surrogate by name (SuperSpike by default) and takes no other, so its gradient is checked against
+  the plain loop run with that same surrogate;
+- ``spikingjelly``: ``ParametricLIFNode`` (decay_input, soft reset v_reset = None, hrsnn's surrogate) in single-step
+  mode in the same time loop (multi-step mode cannot feed a step's spikes back into the next). Its ``LIFNode`` takes
+  one float τ; PLIF's w (1/τ = sigmoid(w)) is set per neuron to logit(1 - α), which its functional supports by
+  falling back to its Torch reference path;
+- ``sinabs``: ``sinabs.layers.LIFRecurrent`` (norm_input, train_alphas with alpha_mem = α, MembraneSubtract reset,
+  rec_connect = the recurrent ``nn.Linear``), hrsnn's surrogate as surrogate_grad_fn and a spike_fn in Sinabs's own
+  protocol that fires on v > θ in the membrane's dtype: its SingleSpike fires on v >= θ and returns float32 spikes,
+  which in float64 rounds the reset and every gradient through the spikes to float32;
+- ``spyx``: ``spyx.nn.RLIF`` (per-neuron beta = α, threshold = b0, hrsnn's surrogate through ``spyx.axn.custom``)
+  scanned by ``spyx.nn.run`` under ``jax.jit``, forward+backward by ``jax.value_and_grad`` over every parameter.
+  RLIF fires from its membrane before the update and subtracts the threshold in that update, which is hrsnn's
+  one-step-late reset exactly, but its output lags one step: it gets (1 - α) R (W_in x_t + b_in + b_rec) and
+  (1 - α) R W_rec, runs T + 1 steps (a trailing zero input) and its first output is dropped.
+
+Norse, SpikingJelly and Sinabs subtract the threshold in the step that spikes, before the next leak, so their
+membrane keeps u_t - b0 s_t. Each is fed R I_t - b0 s_{t-1} (the self-connection -b0·1 added to R W_rec), which gives
+back hrsnn's map exactly: α (u - b0 s) + (1 - α)(R I - b0 s) = α u + (1 - α) R I - b0 s (dt = 1 here, so hrsnn's
+reset b0·dt is the threshold these libraries subtract). A peer that is not installed, does not import, or lacks what
+its adapter uses is listed as skipped with the reason.
+
+The peers are optional extras, installed without their dependencies so that pip cannot replace the pinned torch;
+this file was written against the versions of these lines (snnTorch: ``snntorch==1.0.0``, likewise)::
+
+    pip install --no-deps norse==1.1.0 spikingjelly==2.0.0 sinabs==3.1.3 spyx==1.0.0 jax==0.10.2 jaxlib==0.10.2
+    pip install --no-deps ml_dtypes==0.6.0 opt_einsum==3.4.0 nir==1.0.8 nirtorch==2.6 loguru==0.7.3 pbr==7.1.3 \
+        h5py==3.16.0
+    pip install --no-deps flax==0.12.8 msgpack==1.2.4 absl-py==2.5.1 rich==15.0.0 treescope==0.1.10 optax==0.2.8 \
+        grain==0.2.18 etils==1.15.0 protobuf==7.36.2 portpicker==1.6.0 array_record==0.8.6
 
 How. First a spike-identity check in this process: every contender's forward spikes are compared with the plain
 loop's on identical weights and inputs, in float32 and float64, and the number of mismatching spikes is printed with
@@ -27,11 +59,15 @@ calls and then ``--repeats`` forward+backward calls (loss = number of spikes) af
 median of each and its peak RSS after each phase (VmHWM, or ``resource.getrusage`` where /proc is absent). Passes
 are interleaved (pass 1 runs every library once, then pass 2, ...); the reported time is the median over passes of
 the per-pass medians, and the ratio is that time divided by the plain loop's from the same run. ``--threads`` sets
-``torch.set_num_threads`` (and ``OMP_NUM_THREADS``) in every worker.
+``torch.set_num_threads`` (and ``OMP_NUM_THREADS``) in every worker. The spyx worker compiles in its warm-up calls,
+waits for every result (``block_until_ready``) and caps XLA at ``--threads`` CPUs by pinning itself to that many
+before JAX starts (XLA sizes its thread pools by the CPUs a process may use; with one thread it also sets
+``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``); its peak RSS includes torch, which builds
+the problem.
 
 Run::
 
-    python benchmarks/kernel_speed.py --quick                  # N = 128, T = 50, 2 passes (well under a minute)
+    python benchmarks/kernel_speed.py --quick                  # N = 128, T = 50, 2 passes (about a minute)
     python benchmarks/kernel_speed.py --sizes 128,512 --step-path --json out.json
     python benchmarks/kernel_speed.py                           # N = 128, 512, 2048, T = 250
 """
@@ -53,6 +89,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -62,13 +99,36 @@ BATCH = 64
 N_INPUTS = 128
 INPUT_RATE = 0.05
 SEED = 0
-OTHER_PEERS = {"norse": "norse", "spikingjelly": "spikingjelly", "sinabs": "sinabs", "spyx": "spyx"}
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
-GRAD_NOTES = {"snntorch": "RLeaky detaches its reset term, so no gradient flows through -b0·s_{t-1}"}
+# What each peer's adapter uses, as (module, attribute); the peer is skipped, with the reason, when one is missing.
+PEERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "snntorch": (("snntorch", "RLeaky"),),
+    "norse": (("norse.torch", "LIFBoxCell"), ("norse.torch.functional.reset", "reset_subtract"),
+              ("norse.torch.functional.threshold", "threshold")),
+    "spikingjelly": (("spikingjelly.activation_based.neuron", "ParametricLIFNode"),),
+    "sinabs": (("sinabs.layers", "LIFRecurrent"), ("sinabs.activation.spike_generation", "BackwardClass")),
+    "spyx": (("jax", "value_and_grad"), ("flax.nnx", "split"), ("spyx.nn", "RLIF"), ("spyx.axn", "custom")),
+}  # fmt: skip
+WRITTEN_FOR = {"snntorch": "1.0.0", "norse": "1.1.0", "spikingjelly": "2.0.0", "sinabs": "3.1.3", "spyx": "1.0.0"}
+GRAD_NOTES = {
+    "snntorch": "RLeaky detaches its reset term, so no gradient flows through -b0·s_{t-1}",
+    "norse": "against the plain loop with Norse's own SuperSpike surrogate: Norse takes no other",
+}
+
+
+def multi_gaussian_grad(v: Any, exp: Callable[[Any], Any]) -> Any:
+    """Derivative of hrsnn's default multi-Gaussian surrogate at v (σ = 0.5, h = 0.15, s = 6, γ = 0.5).
+
+    ``exp`` is ``torch.exp`` or ``jax.numpy.exp``: one formula for the PyTorch contenders and spyx.
+    """
+    sigma, h, side = 0.5, 0.15, 3.0
+    centre = exp(-0.5 * (v / sigma) ** 2) / (_SQRT_2PI * sigma)
+    lobes = exp(-0.5 * ((v - sigma) / side) ** 2) + exp(-0.5 * ((v + sigma) / side) ** 2)
+    return 0.5 * ((1.0 + h) * centre - h * lobes / (_SQRT_2PI * side))
 
 
 class _MultiGaussianSpike(torch.autograd.Function):
-    """H(v) forward; hrsnn's default multi-Gaussian surrogate backward (σ = 0.5, h = 0.15, s = 6, γ = 0.5)."""
+    """H(v) forward; hrsnn's default multi-Gaussian surrogate backward."""
 
     @staticmethod
     def forward(ctx: Any, v: Tensor) -> Tensor:  # type: ignore[override]
@@ -78,14 +138,11 @@ class _MultiGaussianSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
         (v,) = ctx.saved_tensors
-        sigma, h, side = 0.5, 0.15, 3.0
-        centre = torch.exp(-0.5 * (v / sigma) ** 2) / (_SQRT_2PI * sigma)
-        lobes = torch.exp(-0.5 * ((v - sigma) / side) ** 2) + torch.exp(-0.5 * ((v + sigma) / side) ** 2)
-        return grad * 0.5 * ((1.0 + h) * centre - h * lobes / (_SQRT_2PI * side))
+        return grad * multi_gaussian_grad(v, torch.exp)
 
 
 def spike_fn(v: Tensor) -> Tensor:
-    """The spike nonlinearity every contender uses."""
+    """The spike nonlinearity every contender uses where it can take one."""
     return _MultiGaussianSpike.apply(v)
 
 
@@ -123,9 +180,9 @@ def make_problem(n: int, steps: int, dtype: torch.dtype) -> Problem:
 
 
 class PlainLoop(nn.Module):
-    """The equation of the module docstring as a plain PyTorch loop (the baseline)."""
+    """The equation of the module docstring as a plain PyTorch loop (the baseline), with spike function ``spike``."""
 
-    def __init__(self, p: Problem) -> None:
+    def __init__(self, p: Problem, spike: Callable[[Tensor], Tensor] = spike_fn) -> None:
         super().__init__()
         neuron = p.layer.config.neuron
         w_rec, b_rec = p.recurrent()
@@ -139,6 +196,7 @@ class PlainLoop(nn.Module):
         self.r_m = neuron.r_m
         self.b0 = neuron.b0 * neuron.dt
         self.threshold = neuron.b0
+        self.spike = spike
 
     def forward(self, x: Tensor, *, record: bool = False) -> tuple[Tensor, Tensor | None]:
         """Spikes (B, T, N) and, when ``record``, membranes (B, T, N)."""
@@ -150,11 +208,14 @@ class PlainLoop(nn.Module):
         for c in currents.unbind(1):
             i = c + self.b_rec + s @ self.w_rec.t()
             u = self.alpha * u + scale * i - self.b0 * s
-            s = spike_fn(u - self.threshold)
+            s = self.spike(u - self.threshold)
             spikes.append(s)
             if record:
                 membranes.append(u)
         return torch.stack(spikes, 1), torch.stack(membranes, 1) if record else None
+
+
+# --- peer adapters --------------------------------------------------------------------------------------------
 
 
 def _snntorch_runner(p: Problem) -> tuple[Callable[[Tensor], Tensor], nn.Module, Tensor]:
@@ -192,8 +253,200 @@ def _snntorch_runner(p: Problem) -> tuple[Callable[[Tensor], Tensor], nn.Module,
     return run, net, scale
 
 
+class _EarlyResetDrive(nn.Module):
+    """Input projection and recurrent weight for a peer that subtracts the threshold in the spiking step.
+
+    ``drive(x)`` is R (W_in x + b_in + b_rec); ``recurrent`` holds R W_rec - b0·1, whose self-connection feeds back the
+    -b0 s_{t-1} that turns the peer's early reset into hrsnn's (module docstring).
+    """
+
+    def __init__(self, p: Problem) -> None:
+        super().__init__()
+        neuron = p.layer.config.neuron
+        w_rec, b_rec = p.recurrent()
+        self.r_m = neuron.r_m
+        self.input = nn.Linear(N_INPUTS, p.layer.size).to(p.x.dtype)
+        self.b_rec = nn.Parameter(b_rec.clone())
+        self.recurrent = nn.Linear(p.layer.size, p.layer.size, bias=False).to(p.x.dtype)
+        with torch.no_grad():
+            self.input.weight.copy_(p.layer.input.weight)
+            self.input.bias.copy_(p.layer.input.bias)
+            self.recurrent.weight.copy_(self.r_m * w_rec - neuron.b0 * torch.eye(p.layer.size, dtype=p.x.dtype))
+
+    def drive(self, x: Tensor) -> Tensor:
+        return self.r_m * (self.input(x) + self.b_rec)
+
+    def grad_w_rec(self) -> Tensor:
+        """dL/dW_rec from the gradient of ``recurrent`` (after a backward)."""
+        grad = self.recurrent.weight.grad
+        if grad is None:
+            raise RuntimeError("no backward has run through the recurrent weight")
+        return self.r_m * grad
+
+
+def _norse_runner(p: Problem) -> tuple[Callable[[Tensor], Tensor], _EarlyResetDrive]:
+    """Norse's LIFBoxCell (leak 1 - α per neuron, subtractive reset) in a time loop with the recurrent weight."""
+    norse = importlib.import_module("norse.torch")
+    reset = importlib.import_module("norse.torch.functional.reset")
+    dtype = p.x.dtype
+    net = _EarlyResetDrive(p)
+    cell = norse.LIFBoxCell(
+        norse.LIFBoxParameters(
+            tau_mem_inv=1.0 - p.alpha,  # its leak is dt·tau_mem_inv
+            v_leak=torch.zeros((), dtype=dtype),
+            v_th=torch.tensor(p.layer.config.neuron.b0, dtype=dtype),
+            v_reset=torch.zeros((), dtype=dtype),
+            reset_method=reset.reset_subtract,
+        ),
+        dt=1.0,
+    )
+
+    def run(x: Tensor) -> Tensor:
+        drive = net.drive(x)
+        state = norse.LIFBoxFeedForwardState(v=drive.new_zeros(drive.shape[0], drive.shape[2]))
+        s = drive.new_zeros(drive.shape[0], drive.shape[2])
+        out = []
+        for d in drive.unbind(1):
+            s, state = cell(d + net.recurrent(s), state)
+            out.append(s)
+        return torch.stack(out, 1)
+
+    return run, net
+
+
+def _spikingjelly_runner(p: Problem) -> tuple[Callable[[Tensor], Tensor], _EarlyResetDrive]:
+    """SpikingJelly's ParametricLIFNode (per-neuron w, soft reset) single-step in a time loop."""
+    neuron = importlib.import_module("spikingjelly.activation_based.neuron")
+    net = _EarlyResetDrive(p)
+    node = neuron.ParametricLIFNode(
+        decay_input=True,
+        v_threshold=p.layer.config.neuron.b0,
+        v_reset=None,  # soft reset: v - θ s
+        surrogate_function=spike_fn,
+        detach_reset=False,
+        step_mode="s",
+    )
+    node.w = nn.Parameter(torch.logit(1.0 - p.alpha))  # 1/τ = sigmoid(w) = 1 - α
+    net.node = node
+
+    def run(x: Tensor) -> Tensor:
+        drive = net.drive(x)
+        node.reset()
+        s = drive.new_zeros(drive.shape[0], drive.shape[2])
+        out = []
+        for d in drive.unbind(1):
+            s = node(d + net.recurrent(s))
+            out.append(s)
+        return torch.stack(out, 1)
+
+    return run, net
+
+
+def _sinabs_runner(p: Problem) -> tuple[Callable[[Tensor], Tensor], _EarlyResetDrive]:
+    """Sinabs's LIFRecurrent (alpha_mem = α, subtractive reset) with the recurrent weight as its rec_connect."""
+    layers = importlib.import_module("sinabs.layers")
+    backward_class = importlib.import_module("sinabs.activation.spike_generation").BackwardClass
+
+    class StrictSingleSpike(backward_class, torch.autograd.Function):
+        """SingleSpike firing on v > θ (not >=) and in the membrane's dtype; Sinabs's backward and surrogate."""
+
+        required_states = ("v_mem",)
+
+        @staticmethod
+        def forward(ctx: Any, v_mem: Tensor, threshold: Tensor, surrogate: Callable[..., Tensor]) -> Tensor:  # type: ignore[override]
+            ctx.save_for_backward(v_mem)
+            ctx.spike_threshold = threshold
+            ctx.surrogate_grad_fn = surrogate
+            return (v_mem - threshold > 0).to(v_mem.dtype)
+
+    net = _EarlyResetDrive(p)
+    lif = layers.LIFRecurrent(
+        tau_mem=-1.0 / torch.log(p.alpha),  # α = exp(-1/τ); alpha_mem is overwritten with hrsnn's α below
+        rec_connect=net.recurrent,
+        spike_threshold=torch.tensor(p.layer.config.neuron.b0, dtype=p.x.dtype),
+        spike_fn=StrictSingleSpike,
+        surrogate_grad_fn=lambda v, threshold: multi_gaussian_grad(v - threshold, torch.exp),
+        train_alphas=True,
+        norm_input=True,
+    ).to(p.x.dtype)
+    with torch.no_grad():
+        lif.alpha_mem.copy_(p.alpha)
+    net.lif = lif
+
+    def run(x: Tensor) -> Tensor:
+        lif.init_state_with_shape((x.shape[0], p.layer.size))  # a fresh zero membrane for each call
+        return lif(net.drive(x))
+
+    return run, net
+
+
+class SpyxRunner:
+    """spyx's RLIF scanned by ``spyx.nn.run`` under ``jax.jit``; forward+backward by ``jax.value_and_grad``.
+
+    Built from a :class:`Problem` (float64 turns on JAX's x64 mode); ``forward`` and ``forward_backward`` wait for
+    their results (the timed calls), ``spikes`` and ``grad_w_rec`` convert to torch for the identity check.
+    """
+
+    def __init__(self, p: Problem) -> None:
+        jax = importlib.import_module("jax")
+        if p.x.dtype == torch.float64:
+            jax.config.update("jax_enable_x64", True)
+        jnp = importlib.import_module("jax.numpy")
+        nnx = importlib.import_module("flax.nnx")
+        spyx_nn = importlib.import_module("spyx.nn")
+        axn = importlib.import_module("spyx.axn")
+
+        def array(t: Tensor) -> Any:
+            return jnp.asarray(t.detach().cpu().numpy())
+
+        self._jax = jax
+        self._scale = p.scale
+        w_rec, b_rec = p.recurrent()
+        rlif = spyx_nn.RLIF(
+            (p.layer.size,),
+            threshold=p.layer.config.neuron.b0,
+            activation=axn.custom(bwd=lambda v: multi_gaussian_grad(v, jnp.exp), fwd=axn.heaviside),
+            rngs=nnx.Rngs(SEED),
+        )
+        rlif.beta.set_value(array(p.alpha))
+        rlif.recurrent_w.set_value(array((self._scale[:, None] * w_rec).t()))  # spikes @ W: W[j, i] is j -> i
+        graph, rlif_params = nnx.split(rlif)
+        self.params = {"w_in": array(p.layer.input.weight), "b_in": array(p.layer.input.bias), "b_rec": array(b_rec),
+                       "rlif": rlif_params}  # fmt: skip
+        scale = array(self._scale)
+        v0 = array(p.x.new_zeros(p.x.shape[0], p.layer.size))
+        self.x = array(torch.cat([p.x, p.x.new_zeros(p.x.shape[0], 1, N_INPUTS)], 1))  # one trailing zero step
+
+        def spikes(params: dict[str, Any], x: Any) -> Any:
+            drive = scale * (x @ params["w_in"].T + params["b_in"] + params["b_rec"])
+            out, _ = spyx_nn.run(nnx.merge(graph, params["rlif"]), drive, v0, batch_major=True)
+            return out[:, 1:]  # RLIF's output at call t + 1 is hrsnn's s_t
+
+        self._spikes = jax.jit(spikes)
+        self._value_and_grad = jax.jit(jax.value_and_grad(lambda params, x: spikes(params, x).sum()))
+        self.grads: dict[str, Any] | None = None
+
+    def forward(self) -> None:
+        self._spikes(self.params, self.x).block_until_ready()
+
+    def forward_backward(self) -> None:
+        _, self.grads = self._value_and_grad(self.params, self.x)
+        self._jax.block_until_ready(self.grads)
+
+    def spikes(self) -> Tensor:
+        return torch.from_numpy(np.array(self._spikes(self.params, self.x)))
+
+    def grad_w_rec(self) -> Tensor:
+        """dL/dW_rec in hrsnn's convention, from the last :meth:`forward_backward`."""
+        if self.grads is None:
+            raise RuntimeError("forward_backward has not run")
+        g = torch.from_numpy(np.array(self.grads["rlif"]["recurrent_w"][...]))
+        return g.t() * self._scale[:, None]
+
+
 def build(name: str, p: Problem) -> tuple[Callable[[Tensor], Tensor], Callable[[], Tensor]]:
-    """(run: x -> spikes, grad of the loss w.r.t. the unscaled recurrent weight after a backward) for a contender."""
+    """(run: x -> spikes, grad of the loss w.r.t. the unscaled recurrent weight after a backward) for a PyTorch
+    contender (spyx: :class:`SpyxRunner`)."""
     if name in ("hrsnn", "hrsnn-step"):
         layer = p.layer
         layer.fused = name == "hrsnn"
@@ -209,17 +462,35 @@ def build(name: str, p: Problem) -> tuple[Callable[[Tensor], Tensor], Callable[[
     if name == "snntorch":
         run, net, scale = _snntorch_runner(p)
         return run, lambda: net.lif.recurrent.weight.grad * scale[:, None]
+    runners = {"norse": _norse_runner, "spikingjelly": _spikingjelly_runner, "sinabs": _sinabs_runner}
+    if name in runners:
+        run, drive = runners[name](p)
+        return run, drive.grad_w_rec
     raise ValueError(f"unknown library {name!r}")
 
 
-def snntorch_status() -> str | None:
-    """None when snnTorch imports, else why it is skipped."""
-    if importlib.util.find_spec("snntorch") is None:
+def peer_spike_fn(name: str) -> Callable[[Tensor], Tensor] | None:
+    """The spike function of a peer that cannot take hrsnn's surrogate (its gradient reference); None otherwise."""
+    if name != "norse":
+        return None
+    norse = importlib.import_module("norse.torch")
+    threshold = importlib.import_module("norse.torch.functional.threshold").threshold
+    params = norse.LIFBoxParameters()  # the method and alpha the benchmark's LIFBoxCell runs with
+    return lambda v: threshold(v, params.method, params.alpha)
+
+
+def peer_status(name: str) -> str | None:
+    """None when everything the adapter of peer ``name`` uses imports, else why the peer is skipped."""
+    modules = PEERS[name]
+    if importlib.util.find_spec(modules[-1][0].split(".")[0]) is None:
         return "skipped: not installed"
-    try:
-        importlib.import_module("snntorch")
-    except Exception as exc:  # a --no-deps install may miss a dependency; any import failure means skip
-        return f"skipped: import failed ({type(exc).__name__}: {exc})"
+    for module, attribute in modules:
+        try:
+            imported = importlib.import_module(module)
+        except Exception as exc:  # a --no-deps install may miss a dependency; any import failure means skip
+            return f"skipped: import of {module} failed ({type(exc).__name__}: {exc})"
+        if not hasattr(imported, attribute):
+            return f"skipped: {module} has no {attribute} (the adapter was written for {name} {WRITTEN_FOR[name]})"
     return None
 
 
@@ -243,7 +514,7 @@ def _peak_rss_mib() -> float:
 
 
 def _median_time(fn: Callable[[], None], repeats: int) -> float:
-    fn()  # warm-up
+    fn()  # warm-up (JAX: compiles)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -252,20 +523,38 @@ def _median_time(fn: Callable[[], None], repeats: int) -> float:
     return statistics.median(times)
 
 
+def _limit_xla_threads(threads: int) -> None:
+    """Cap XLA's CPU threads at ``threads``; must run before JAX is imported (module docstring)."""
+    if "jax" in sys.modules:
+        raise RuntimeError("JAX is already imported: its thread pools are sized")
+    if hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        if threads < len(cpus):
+            os.sched_setaffinity(0, cpus[:threads])
+    if threads == 1:
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+
+
 def worker(name: str, n: int, steps: int, repeats: int, threads: int) -> dict[str, float]:
     """Time one contender at one size: forward, then forward+backward; peak RSS after each phase."""
     torch.set_num_threads(threads)
     p = make_problem(n, steps, torch.float32)
-    run, _ = build(name, p)
+    if name == "spyx":
+        _limit_xla_threads(threads)
+        runner = SpyxRunner(p)
+        fwd, fwd_bwd = runner.forward, runner.forward_backward
+    else:
+        run, _ = build(name, p)
+
+        def fwd() -> None:
+            with torch.no_grad():
+                run(p.x)
+
+        def fwd_bwd() -> None:
+            run(p.x).sum().backward()
+
     rss_setup = _peak_rss_mib()
-
-    def fwd() -> None:
-        with torch.no_grad():
-            run(p.x)
-
-    def fwd_bwd() -> None:
-        run(p.x).sum().backward()
-
     t_fwd = _median_time(fwd, repeats)
     rss_fwd = _peak_rss_mib()
     t_bwd = _median_time(fwd_bwd, repeats)
@@ -287,32 +576,48 @@ def spawn(name: str, n: int, steps: int, repeats: int, threads: int) -> dict[str
 # --- spike identity -------------------------------------------------------------------------------------------
 
 
+def spikes_and_grad(name: str, p: Problem) -> tuple[Tensor, Tensor]:
+    """A contender's forward spikes on ``p.x`` and, after the backward of their sum, its dL/dW_rec."""
+    if name == "spyx":
+        runner = SpyxRunner(p)
+        runner.forward_backward()
+        return runner.spikes(), runner.grad_w_rec()
+    run, grad = build(name, p)
+    spikes = run(p.x)
+    spikes.sum().backward()
+    return spikes.detach(), grad()
+
+
+def plain_reference(p: Problem, spike: Callable[[Tensor], Tensor] = spike_fn) -> tuple[Tensor, Tensor, Tensor]:
+    """The plain loop's spikes, membranes and masked dL/dW_rec (loss = number of spikes) on ``p``."""
+    plain = PlainLoop(p, spike)
+    spikes, membranes = plain(p.x, record=True)
+    if membranes is None:
+        raise RuntimeError("the plain loop did not record its membranes")
+    spikes.sum().backward()
+    grad = torch.where(p.layer.mask, plain.w_rec.grad, 0.0)  # the plain loop's leaf also has the masked entries
+    return spikes.detach(), membranes.detach(), grad
+
+
 def identity_check(names: list[str], n: int, steps: int, dtype: torch.dtype) -> dict[str, dict[str, Any]]:
     """Forward spikes of each contender against the plain loop's (float64: also the recurrent-weight gradient)."""
     p = make_problem(n, steps, dtype)
-    plain = PlainLoop(p)
-    ref_spikes, ref_u = plain(p.x, record=True)
-    if ref_u is None:
-        raise RuntimeError("the plain loop did not record its membranes")
-    ref_spikes.sum().backward()
+    ref_spikes, ref_u, ref_grad = plain_reference(p)
     mask = p.layer.mask
-    ref_grad = torch.where(mask, plain.w_rec.grad, 0.0)  # the plain loop's leaf also has the masked entries
     threshold = p.layer.config.neuron.b0
-    results: dict[str, dict[str, Any]] = {"plain": {"rate": float(ref_spikes.detach().mean())}}
+    results: dict[str, dict[str, Any]] = {"plain": {"rate": float(ref_spikes.mean())}}
     for name in names:
         if name == "plain":
             continue
-        p = make_problem(n, steps, dtype)  # a fresh, identical layer: gradients must not accumulate across names
-        run, grad = build(name, p)
-        spikes = run(p.x)
-        spikes.sum().backward()
-        diff = spikes.detach() != ref_spikes.detach()
+        # a fresh, identical layer: gradients must not accumulate across names
+        spikes, grad = spikes_and_grad(name, make_problem(n, steps, dtype))
+        diff = spikes != ref_spikes
         entry: dict[str, Any] = {"mismatches": int(diff.sum()), "of": diff.numel()}
         if entry["mismatches"]:
             first_t = int(diff.any(2).any(0).nonzero()[0])
             b, i = (int(k) for k in diff[:, first_t].nonzero()[0])
-            margin = abs(float(ref_u[b, first_t, i].detach()) - threshold)
-            eps = torch.finfo(dtype).eps * max(1.0, float(ref_u[:, first_t].detach().abs().max()))
+            margin = abs(float(ref_u[b, first_t, i]) - threshold)
+            eps = torch.finfo(dtype).eps * max(1.0, float(ref_u[:, first_t].abs().max()))
             entry["first_step"] = first_t
             entry["margin"] = margin
             entry["reason"] = (
@@ -323,8 +628,10 @@ def identity_check(names: list[str], n: int, steps: int, dtype: torch.dtype) -> 
                 "from threshold"
             )
         elif dtype == torch.float64:
-            g = torch.where(mask, grad(), 0.0)
-            entry["grad_rel_err"] = float((g - ref_grad).abs().max() / ref_grad.abs().max().clamp_min(1e-300))
+            own_spike = peer_spike_fn(name)
+            target = ref_grad if own_spike is None else plain_reference(make_problem(n, steps, dtype), own_spike)[2]
+            g = torch.where(mask, grad, 0.0)
+            entry["grad_rel_err"] = float((g - target).abs().max() / target.abs().max().clamp_min(1e-300))
             if name in GRAD_NOTES:
                 entry["grad_note"] = GRAD_NOTES[name]
         results[name] = entry
@@ -340,7 +647,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=250, help="sequence length T (default 250)")
     parser.add_argument("--passes", type=int, default=2, help="interleaved passes (default 2)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per worker and phase (default 5)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per worker (default 2)")
+    parser.add_argument("--threads", type=int, default=2, help="torch / XLA threads per worker (default 2)")
     parser.add_argument("--step-path", action="store_true", help="also time hrsnn's step-function path")
     parser.add_argument("--quick", action="store_true", help="N = 128, T = 50, 2 passes, 3 repeats")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
@@ -362,15 +669,12 @@ def main() -> None:
 
     names = ["plain", "hrsnn"] + (["hrsnn-step"] if args.step_path else [])
     skipped: dict[str, str] = {}
-    status = snntorch_status()
-    if status is None:
-        names.append("snntorch")
-    else:
-        skipped["snntorch"] = status
-    for peer, module in OTHER_PEERS.items():
-        installed = importlib.util.find_spec(module) is not None
-        skipped[peer] = "skipped: installed, but this benchmark has no adapter for it yet" if installed else (
-            "skipped: not installed")  # fmt: skip
+    for peer in PEERS:
+        status = peer_status(peer)
+        if status is None:
+            names.append(peer)
+        else:
+            skipped[peer] = status
 
     print(f"recurrent LIF layer, B={BATCH}, T={args.steps}, {N_INPUTS} Bernoulli({INPUT_RATE}) inputs, float32, "
           f"threads={args.threads}, {args.passes} interleaved passes × median of {args.repeats}")  # fmt: skip

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from hrsnn.errors import ConfigError
-from hrsnn.fused import alif_sequence
+from hrsnn.fused import Recurrence, alif_sequence, alif_sequence_tm, integrator_sequence_tm, lif_hard_sequence_tm
 from hrsnn.network import RSNN, LayerConfig, NeuronConfig, RSNNConfig
-from hrsnn.neurons import ALIFState, alif_step
-from hrsnn.surrogates import MultiGaussian, Triangle
+from hrsnn.neurons import ALIFState, alif_step, leaky_readout_step, lif_hard_reset_step
+from hrsnn.surrogates import SURROGATES, MultiGaussian, Triangle, make_surrogate
 
 
 def _reference(currents, weight, bias, alpha, rho, state, *, b0, beta, surrogate):
@@ -146,3 +146,159 @@ def test_float32_long_sequence_fused_and_step_loop_agree_to_rounding():
             gap = (ref.membranes[0][b, first] - ref.thresholds[0][b, first])[which]
             assert float(gap.abs().max()) < 1e-5
     assert int(flips.any(-1).sum()) <= 1
+
+
+def _masked_weight(n: int, density: float, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(n, n, generator=g, dtype=torch.float64) < density
+    return (torch.randn(n, n, generator=g, dtype=torch.float64) * 0.4 * mask).requires_grad_()
+
+
+def _loss_weights(outputs, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(o.shape, generator=g, dtype=torch.float64) for o in outputs]
+
+
+@pytest.mark.parametrize("surrogate", sorted(SURROGATES))
+@pytest.mark.parametrize("beta", [0.0, 1.8])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_time_major_kernel_matches_step_loop_for_every_surrogate(surrogate, beta, sparse):
+    """Random heterogeneous τ, a 30 %-dense mask, ALIF and LIF, each surrogate, dense and CSR recurrence: float64
+    spikes identical to the step loop, values to 1e-12, every gradient to 1e-10 relative."""
+    sg = make_surrogate(surrogate)
+    currents, _, bias, alpha, rho, u0, s0, eta0 = _inputs(True, True, seed=4, rho_one=beta == 0.0)
+    n = currents.shape[-1]
+    weight = _masked_weight(n, 0.3, seed=5)
+    ref = _reference(currents, weight, bias, alpha, rho, ALIFState(u0, s0, eta0), b0=0.02, beta=beta, surrogate=sg)
+    c_tm = (currents + bias).transpose(0, 1)
+    pattern = weight.detach() != 0
+    out = alif_sequence_tm(
+        c_tm, weight, alpha, rho, u0, s0, eta0, b0=0.02, beta=beta, surrogate=sg, sparse=sparse, mask=pattern
+    )
+    spikes, membranes, traces, u, eta = out
+    assert ref[0].sum() > 10 and not bool(ref[0].all())
+    assert torch.equal(spikes.transpose(0, 1), ref[0])
+    torch.testing.assert_close(membranes.transpose(0, 1), ref[1], rtol=0, atol=1e-12)
+    torch.testing.assert_close(u, ref[3], rtol=0, atol=1e-12)
+    thresholds = 0.02 + beta * traces.transpose(0, 1) if traces is not None else torch.full_like(ref[2], 0.02)
+    torch.testing.assert_close(thresholds, ref[2], rtol=0, atol=1e-12)
+    w = _loss_weights(ref)
+    leaves = [currents, weight, bias, alpha, rho, u0, s0, eta0]
+    mine = (spikes.transpose(0, 1), membranes.transpose(0, 1), thresholds, u, eta)
+    g_ref = torch.autograd.grad(sum((a * r).sum() for a, r in zip(w, ref, strict=True)), leaves, allow_unused=True)
+    g_new = torch.autograd.grad(sum((a * r).sum() for a, r in zip(w, mine, strict=True)), leaves, allow_unused=True)
+    for name, gr, gn in zip(["c", "W", "b", "alpha", "rho", "u0", "s0", "eta0"], g_ref, g_new, strict=True):
+        if name == "W":  # the CSR path differentiates the synapses only; a network's mask zeroes the rest anyway
+            assert not sparse or float(gn[~pattern].abs().max()) == 0.0
+            gr, gn = gr * pattern, gn * pattern
+        if gr is None:
+            assert gn is None or float(gn.abs().max()) == 0.0, name
+            continue
+        scale = float(gr.abs().max())
+        assert float((gn - gr).abs().max()) <= 1e-10 * max(scale, 1e-12), name
+    assert float(g_ref[1].abs().max()) > 0 and float(g_ref[3].abs().max()) > 0
+
+
+def test_spike_only_loss_and_inference_skip_unused_buffers():
+    """A loss on the spikes alone (no membrane gradient: None, not zeros) gives the reference gradients; without
+    gradients and without recording, membranes are not kept, yet spikes and final states are unchanged."""
+    sg = MultiGaussian()
+    currents, weight, bias, alpha, rho, u0, s0, eta0 = _inputs(True, False, seed=6)
+    ref = _reference(currents, weight, bias, alpha, rho, ALIFState(u0, s0, eta0), b0=0.02, beta=1.8, surrogate=sg)
+    c_tm = (currents + bias).transpose(0, 1)
+    spikes = alif_sequence_tm(c_tm, weight, alpha, rho, u0, s0, eta0, b0=0.02, beta=1.8, surrogate=sg)[0]
+    g_ref = torch.autograd.grad((ref[0] * torch.arange(25.0, dtype=torch.float64)[:, None]).sum(), [weight, alpha])
+    g_new = torch.autograd.grad(
+        (spikes.transpose(0, 1) * torch.arange(25.0, dtype=torch.float64)[:, None]).sum(), [weight, alpha]
+    )
+    for gr, gn in zip(g_ref, g_new, strict=True):
+        torch.testing.assert_close(gn, gr, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        lean = alif_sequence_tm(c_tm, weight, alpha, rho, u0, s0, eta0, b0=0.02, beta=1.8, surrogate=sg,
+                                keep_membranes=False)  # fmt: skip
+    assert lean[1] is None and lean[2] is None
+    assert torch.equal(lean[0].transpose(0, 1), ref[0])
+    torch.testing.assert_close(lean[3], ref[3], rtol=0, atol=1e-12)
+    torch.testing.assert_close(lean[4], ref[4], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("recurrent", [True, False])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_lif_hard_kernel_matches_step_loop(recurrent, sparse):
+    """v_t = α u_{t-1} + c_t + W s_{t-1}, s_t = [v_t > ϑ], u_t = (1 − s_t) v_t: values and every gradient."""
+    sg = MultiGaussian()
+    currents, _, _, alpha, _, u0, s0, eta0 = _inputs(False, True, seed=7)
+    currents = (currents.detach() * 1.5).requires_grad_()
+    n = currents.shape[-1]
+    weight = _masked_weight(n, 0.5, seed=8) if recurrent else None
+    state, spikes_ref, mem_ref = ALIFState(u0, s0, eta0), [], []
+    for c in currents.unbind(1):
+        if weight is not None:
+            c = c + state.s @ weight.t()
+        s, state = lif_hard_reset_step(c, state, alpha, threshold=0.5, surrogate=sg)
+        spikes_ref.append(s)
+        mem_ref.append(state.u)
+    ref = (torch.stack(spikes_ref, 1), torch.stack(mem_ref, 1), state.u)
+    pattern = weight.detach() != 0 if weight is not None else None
+    spikes, membranes, u = lif_hard_sequence_tm(
+        currents.transpose(0, 1), weight, alpha, u0, s0, threshold=0.5, surrogate=sg, sparse=sparse, mask=pattern
+    )
+    mine = (spikes.transpose(0, 1), membranes.transpose(0, 1), u)
+    assert 10 < ref[0].sum() < 0.75 * ref[0].numel()
+    assert torch.equal(mine[0], ref[0])
+    torch.testing.assert_close(mine[1], ref[1], rtol=0, atol=1e-12)
+    w = _loss_weights(ref, seed=9)
+    leaves = [t for t in (currents, weight, alpha, u0, s0) if t is not None]
+    g_ref = torch.autograd.grad(sum((a * r).sum() for a, r in zip(w, ref, strict=True)), leaves, allow_unused=True)
+    g_new = torch.autograd.grad(sum((a * r).sum() for a, r in zip(w, mine, strict=True)), leaves, allow_unused=True)
+    for gr, gn in zip(g_ref, g_new, strict=True):
+        if gr is None:  # s0 of a feed-forward layer feeds nothing
+            assert gn is None or float(gn.abs().max()) == 0.0
+            continue
+        if pattern is not None and gr.shape == pattern.shape:  # dW: compared on the synapses (see above)
+            gr, gn = gr * pattern, gn * pattern
+        torch.testing.assert_close(gn, gr, rtol=1e-10, atol=1e-12)
+    assert float(g_ref[0].abs().max()) > 0
+
+
+def test_integrator_kernel_matches_step_loop_and_hand_values():
+    """u_t = α u_{t-1} + (1 − α) c_t: a hand trace for two steps, then values and gradients against the loop."""
+    alpha = torch.tensor([0.5, 0.9], dtype=torch.float64)
+    c = torch.tensor([[[1.0, 2.0]], [[3.0, -1.0]]], dtype=torch.float64)  # (T=2, B=1, N=2)
+    u = integrator_sequence_tm(c, alpha, torch.tensor([[2.0, 0.0]], dtype=torch.float64))
+    # step 1: 0.5·2 + 0.5·1 = 1.5 and 0.9·0 + 0.1·2 = 0.2; step 2: 0.5·1.5 + 0.5·3 = 2.25, 0.9·0.2 − 0.1 = 0.08
+    torch.testing.assert_close(u[:, 0], torch.tensor([[1.5, 0.2], [2.25, 0.08]], dtype=torch.float64))
+    g = torch.Generator().manual_seed(10)
+    currents = torch.randn(30, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    alpha = torch.rand(4, generator=g, dtype=torch.float64).mul(0.9).requires_grad_()
+    u0 = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    out, u_ref = [], u0
+    for c_t in currents.unbind(0):
+        u_ref = leaky_readout_step(c_t, u_ref, alpha)
+        out.append(u_ref)
+    ref = torch.stack(out)
+    mine = integrator_sequence_tm(currents, alpha, u0)
+    torch.testing.assert_close(mine, ref, rtol=0, atol=1e-13)
+    w = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    g_ref = torch.autograd.grad((w * ref).sum(), [currents, alpha, u0])
+    g_new = torch.autograd.grad((w * mine).sum(), [currents, alpha, u0])
+    for gr, gn in zip(g_ref, g_new, strict=True):
+        torch.testing.assert_close(gn, gr, rtol=1e-11, atol=1e-12)
+
+
+def test_recurrence_picks_csr_by_density_and_its_weight_gradient_is_the_masked_product():
+    n = 40
+    sparse_w = _masked_weight(n, 0.1, seed=11).detach()
+    dense_w = torch.randn(n, n, dtype=torch.float64)
+    assert Recurrence(sparse_w, None).sparse and not Recurrence(dense_w, None).sparse
+    assert not Recurrence(sparse_w, False).sparse
+    g = torch.Generator().manual_seed(12)
+    grads = torch.randn(7, 5, n, generator=g, dtype=torch.float64)
+    spikes = (torch.rand(7, 5, n, generator=g) < 0.3).double()
+    expected = torch.einsum("tbi,tbj->ij", grads, spikes) * (sparse_w != 0)
+    torch.testing.assert_close(Recurrence(sparse_w, True).weight_grad(grads, spikes), expected, rtol=1e-13, atol=0)
+    out = torch.empty(5, n, dtype=torch.float64)
+    c = torch.randn(5, n, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(Recurrence(sparse_w, True).add_into(out, c, spikes[0]), c + spikes[0] @ sparse_w.t())
+    acc = torch.zeros(5, n, dtype=torch.float64)
+    torch.testing.assert_close(Recurrence(sparse_w, True).add_transposed_(acc, grads[0]), grads[0] @ sparse_w)

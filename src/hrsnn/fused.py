@@ -98,6 +98,10 @@ def _check_once_differentiable() -> None:
         )
 
 
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def _block_steps(batch: int, n: int, element_size: int, steps: int) -> int:
     return max(1, min(steps, BLOCK_BYTES // max(1, batch * n * element_size)))
 
@@ -111,31 +115,36 @@ def _surrogate_(surrogate: Surrogate, v: Tensor, work: Tensor) -> Tensor:
 
 
 class Recurrence:
-    """The recurrent product of one call: dense W, or CSR copies of W and Wᵀ for a sparse W.
+    r"""The recurrent product of one call: dense W, or CSR copies of W and Wᵀ for a sparse W.
 
-    ``add_into(out, c, s)`` writes :math:`c + s W^\\top` (rows of s are samples), ``add_transposed_(acc, g)`` adds
-    :math:`g W`, and ``weight_grad(g, s)`` returns :math:`\\sum_k g_k^\\top s_k` over the flattened rows, restricted
-    to W's nonzero pattern on the sparse path (entries outside it are exactly 0 there; the dense path returns the
-    full product, which the caller's mask zeroes).
+    ``add_into(out, c, s)`` writes :math:`c + s W^\top` (rows of s are samples), ``add_transposed_(acc, g)`` adds
+    :math:`g W`, and ``weight_grad(g, s)`` returns :math:`\sum_k g_k^\top s_k` over the flattened rows. On the
+    sparse path that gradient is computed only on the synapse pattern (``mask``, or W's nonzeros when no mask is
+    given) and is exactly 0 elsewhere; the dense path returns the full product (the caller's mask zeroes it).
+
+    Args:
+        weight: effective recurrent weight (N, N), zero outside the pattern.
+        sparse: True or False forces a path; None takes the CSR path on the CPU when the pattern's density is at
+            most :data:`SPARSE_DENSITY`.
+        mask: the synapse pattern (N, N), bool; None means W's nonzero entries.
     """
 
-    def __init__(self, weight: Tensor, sparse: bool | None) -> None:
+    def __init__(self, weight: Tensor, sparse: bool | None, mask: Tensor | None = None) -> None:
         n = weight.shape[0]
+        pattern = weight != 0 if mask is None else mask
         if sparse is None:
-            sparse = weight.device.type == "cpu" and int(torch.count_nonzero(weight)) <= SPARSE_DENSITY * n * n
+            sparse = weight.device.type == "cpu" and int(torch.count_nonzero(pattern)) <= SPARSE_DENSITY * n * n
         self.sparse = sparse
         self.weight = weight
-        self.weight_t = weight.t()
         if sparse:
+            self.rows, self.cols = pattern.nonzero(as_tuple=True)
             self.csr = weight.to_sparse_csr()
-            coo = weight.to_sparse_coo().coalesce()
-            self.rows, self.cols = coo.indices()
             self.csr_t = weight.t().contiguous().to_sparse_csr()
 
     def add_into(self, out: Tensor, c: Tensor, s: Tensor) -> Tensor:
         if self.sparse:
             return torch.add(c, (self.csr @ s.t()).t(), out=out)
-        return torch.addmm(c, s, self.weight_t, out=out)
+        return torch.addmm(c, s, self.weight.t(), out=out)
 
     def add_transposed_(self, acc: Tensor, g: Tensor) -> Tensor:
         if self.sparse:
@@ -159,6 +168,8 @@ class _ALIFConsts:
     surrogate: Surrogate
     adaptive: bool
     sparse: bool | None
+    mask: Tensor | None
+    grad: bool
 
 
 class _ALIFSequence(torch.autograd.Function):
@@ -177,9 +188,9 @@ class _ALIFSequence(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor, Tensor]:
         ctx.set_materialize_grads(False)
         steps, batch, n = currents.shape
-        grad = any(ctx.needs_input_grad)
+        grad = k.grad
         full = grad or keep_membranes
-        rec = Recurrence(weight, k.sparse) if weight is not None else None
+        rec = Recurrence(weight, k.sparse, k.mask) if weight is not None else None
         spikes = currents.new_empty(steps + 1, batch, n)
         spikes[0] = s0
         mem = currents.new_empty(steps + 1 if full else 2, batch, n)
@@ -311,6 +322,7 @@ def alif_sequence_tm(
     dt: float = 1.0,
     keep_membranes: bool = True,
     sparse: bool | None = None,
+    mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor, Tensor]:
     """Run the ALIF map (β = 0 and ρ = 1: LIF) over a time-major sequence in one autograd node.
 
@@ -319,7 +331,9 @@ def alif_sequence_tm(
         weight: effective recurrent weight (N, N) in ``nn.Linear`` layout, or None for a feed-forward layer.
         alpha, rho: decays (N,); u0, s0, eta0: initial state (B, N).
         keep_membranes: return membranes and traces even when no gradient is needed (recording).
-        sparse: force the CSR (True) or dense (False) recurrent product; None chooses by density.
+        sparse: force the CSR (True) or dense (False) recurrent product; None chooses by density
+            (:class:`Recurrence`).
+        mask: the synapse pattern of ``weight`` (bool (N, N)); None means its nonzero entries.
 
     Returns:
         spikes (T, B, N); membranes (T, B, N) and the adaptation traces η (T, B, N), each None when not kept
@@ -327,7 +341,8 @@ def alif_sequence_tm(
     """
     n = currents.shape[-1]
     adaptive = beta != 0.0 or not bool((rho == 1.0).all())
-    consts = _ALIFConsts(b0, beta, r_m, dt, surrogate, adaptive, sparse)
+    grad = _needs_grad(currents, weight, alpha, rho, u0, s0, eta0)
+    consts = _ALIFConsts(b0, beta, r_m, dt, surrogate, adaptive, sparse, mask, grad)
     return _ALIFSequence.apply(currents, weight, alpha.expand(n), rho.expand(n), u0, s0, eta0, consts, keep_membranes)
 
 
@@ -381,10 +396,11 @@ class _LIFHardSequence(torch.autograd.Function):
         threshold: float,
         surrogate: Surrogate,
         sparse: bool | None,
+        mask: Tensor | None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         ctx.set_materialize_grads(False)
         steps, batch, n = currents.shape
-        rec = Recurrence(weight, sparse) if weight is not None else None
+        rec = Recurrence(weight, sparse, mask) if weight is not None else None
         spikes = currents.new_empty(steps + 1, batch, n)
         spikes[0] = s0
         mem = currents.new_empty(steps + 1, batch, n)
@@ -440,7 +456,7 @@ class _LIFHardSequence(torch.autograd.Function):
                     rec.add_transposed_(s_bar, vb)
                 torch.mul(vb, alpha, out=u_bar)
         g_weight = rec.weight_grad(v_bar, spikes[:steps]) if rec is not None else None
-        return v_bar, g_weight, acc.sum(0), u_bar, s_bar, None, None, None
+        return v_bar, g_weight, acc.sum(0), u_bar, s_bar, None, None, None, None
 
 
 def lif_hard_sequence_tm(
@@ -453,18 +469,20 @@ def lif_hard_sequence_tm(
     threshold: float,
     surrogate: Surrogate,
     sparse: bool | None = None,
+    mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run the hard-reset LIF over a time-major sequence (module docstring) in one autograd node.
 
     Args:
         currents: external currents including every bias, (T, B, N).
         weight: effective recurrent weight (N, N) or None; alpha: decays (N,); u0, s0: initial state (B, N).
+        sparse, mask: as in :func:`alif_sequence_tm`.
 
     Returns:
         spikes (T, B, N), membranes after the reset (T, B, N) and the final membrane (B, N).
     """
     n = currents.shape[-1]
-    return _LIFHardSequence.apply(currents, weight, alpha.expand(n), u0, s0, threshold, surrogate, sparse)
+    return _LIFHardSequence.apply(currents, weight, alpha.expand(n), u0, s0, threshold, surrogate, sparse, mask)
 
 
 class _IntegratorSequence(torch.autograd.Function):

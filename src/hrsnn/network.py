@@ -258,7 +258,8 @@ class SpikingLayer(nn.Module):
         w_rec = self.effective_recurrent_weight()
         if neuron.kind == "lif_hard":
             spikes, membranes, u = lif_hard_sequence_tm(
-                currents, w_rec, alpha, state.u, state.s, threshold=neuron.hard_threshold, surrogate=self.surrogate
+                currents, w_rec, alpha, state.u, state.s, threshold=neuron.hard_threshold, surrogate=self.surrogate,
+                mask=self._mask(),
             )
             final = ALIFState(u, spikes[-1], state.eta)
             thresholds = torch.full_like(membranes, neuron.hard_threshold) if record else None
@@ -266,13 +267,16 @@ class SpikingLayer(nn.Module):
         rho, beta = self._adaptation()
         spikes, membranes, traces, u, eta = alif_sequence_tm(
             currents, w_rec, alpha, rho, *state, b0=neuron.b0, beta=beta, surrogate=self.surrogate,
-            r_m=neuron.r_m, dt=neuron.dt, keep_membranes=record,
+            r_m=neuron.r_m, dt=neuron.dt, keep_membranes=record, mask=self._mask(),
         )  # fmt: skip
         final = ALIFState(u, spikes[-1], eta)
         thresholds = None
         if record and membranes is not None:
             thresholds = neuron.b0 + beta * traces if traces is not None else torch.full_like(membranes, neuron.b0)
         return LayerOutput(spikes.transpose(0, 1), final, _batch_first(membranes, record), _batch_first(thresholds))
+
+    def _mask(self) -> Tensor | None:
+        return self.mask if self.weight_rec is not None else None
 
     def _currents_time_major(self, x: Tensor) -> Tensor:
         """W_in x_t + b_in + b_rec for every step, time-major (T, B, N): one product through ``self.input`` (so
