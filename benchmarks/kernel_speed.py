@@ -27,8 +27,9 @@ below) wherever the library takes one. The input projection is inside the timed 
   falling back to its Torch reference path;
 - ``sinabs``: ``sinabs.layers.LIFRecurrent`` (norm_input, train_alphas with alpha_mem = α, MembraneSubtract reset,
   rec_connect = the recurrent ``nn.Linear``), hrsnn's surrogate as surrogate_grad_fn and a spike_fn in Sinabs's own
-  protocol that fires on v > θ in the membrane's dtype: its SingleSpike fires on v >= θ and returns float32 spikes,
-  which in float64 rounds the reset and every gradient through the spikes to float32;
+  protocol that fires on v > θ in the membrane's dtype (its SingleSpike fires on v >= θ and returns float32 spikes
+  in any dtype: a float64 rec_connect rejects them, and a cast would round the reset and the gradients through the
+  spikes to float32);
 - ``spyx``: ``spyx.nn.RLIF`` (per-neuron beta = α, threshold = b0, hrsnn's surrogate through ``spyx.axn.custom``)
   scanned by ``spyx.nn.run`` under ``jax.jit``, forward+backward by ``jax.value_and_grad`` over every parameter.
   RLIF fires from its membrane before the update and subtracts the threshold in that update, which is hrsnn's
@@ -45,10 +46,10 @@ The peers are optional extras, installed without their dependencies so that pip 
 this file was written against the versions of these lines (snnTorch: ``snntorch==1.0.0``, likewise)::
 
     pip install --no-deps norse==1.1.0 spikingjelly==2.0.0 sinabs==3.1.3 spyx==1.0.0 jax==0.10.2 jaxlib==0.10.2
-    pip install --no-deps ml_dtypes==0.6.0 opt_einsum==3.4.0 nir==1.0.8 nirtorch==2.6 loguru==0.7.3 pbr==7.1.3 \
-        h5py==3.16.0
-    pip install --no-deps flax==0.12.8 msgpack==1.2.4 absl-py==2.5.1 rich==15.0.0 treescope==0.1.10 optax==0.2.8 \
-        grain==0.2.18 etils==1.15.0 protobuf==7.36.2 portpicker==1.6.0 array_record==0.8.6
+    pip install --no-deps ml_dtypes==0.6.0 opt_einsum==3.4.0 nir==1.0.8 nirtorch==2.6 loguru==0.7.3 pbr==7.1.3
+    pip install --no-deps h5py==3.16.0 flax==0.12.8 msgpack==1.2.4 absl-py==2.5.1 rich==15.0.0 treescope==0.1.10
+    pip install --no-deps optax==0.2.8 grain==0.2.18 etils==1.15.0 protobuf==7.36.2 portpicker==1.6.0
+    pip install --no-deps array_record==0.8.6
 
 How. First a spike-identity check in this process: every contender's forward spikes are compared with the plain
 loop's on identical weights and inputs, in float32 and float64, and the number of mismatching spikes is printed with
@@ -100,7 +101,8 @@ N_INPUTS = 128
 INPUT_RATE = 0.05
 SEED = 0
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
-# What each peer's adapter uses, as (module, attribute); the peer is skipped, with the reason, when one is missing.
+# Each peer (keyed by its package name) with what its adapter uses, as (module, attribute); the peer is skipped, with
+# the reason, when one is missing.
 PEERS: dict[str, tuple[tuple[str, str], ...]] = {
     "snntorch": (("snntorch", "RLeaky"),),
     "norse": (("norse.torch", "LIFBoxCell"), ("norse.torch.functional.reset", "reset_subtract"),
@@ -295,7 +297,6 @@ def _norse_runner(p: Problem) -> tuple[Callable[[Tensor], Tensor], _EarlyResetDr
             tau_mem_inv=1.0 - p.alpha,  # its leak is dt·tau_mem_inv
             v_leak=torch.zeros((), dtype=dtype),
             v_th=torch.tensor(p.layer.config.neuron.b0, dtype=dtype),
-            v_reset=torch.zeros((), dtype=dtype),
             reset_method=reset.reset_subtract,
         ),
         dt=1.0,
@@ -353,7 +354,9 @@ def _sinabs_runner(p: Problem) -> tuple[Callable[[Tensor], Tensor], _EarlyResetD
         required_states = ("v_mem",)
 
         @staticmethod
-        def forward(ctx: Any, v_mem: Tensor, threshold: Tensor, surrogate: Callable[..., Tensor]) -> Tensor:  # type: ignore[override]
+        def forward(  # type: ignore[override]
+            ctx: Any, v_mem: Tensor, threshold: Tensor, surrogate: Callable[..., Tensor]
+        ) -> Tensor:
             ctx.save_for_backward(v_mem)
             ctx.spike_threshold = threshold
             ctx.surrogate_grad_fn = surrogate
@@ -384,7 +387,8 @@ class SpyxRunner:
     """spyx's RLIF scanned by ``spyx.nn.run`` under ``jax.jit``; forward+backward by ``jax.value_and_grad``.
 
     Built from a :class:`Problem` (float64 turns on JAX's x64 mode); ``forward`` and ``forward_backward`` wait for
-    their results (the timed calls), ``spikes`` and ``grad_w_rec`` convert to torch for the identity check.
+    their results (the timed calls); ``spikes`` and ``grad_w_rec`` return those of the last ``forward_backward`` as
+    torch tensors (the identity check).
     """
 
     def __init__(self, p: Problem) -> None:
@@ -422,25 +426,32 @@ class SpyxRunner:
             out, _ = spyx_nn.run(nnx.merge(graph, params["rlif"]), drive, v0, batch_major=True)
             return out[:, 1:]  # RLIF's output at call t + 1 is hrsnn's s_t
 
+        def loss(params: dict[str, Any], x: Any) -> tuple[Any, Any]:
+            out = spikes(params, x)
+            return out.sum(), out
+
         self._spikes = jax.jit(spikes)
-        self._value_and_grad = jax.jit(jax.value_and_grad(lambda params, x: spikes(params, x).sum()))
-        self.grads: dict[str, Any] | None = None
+        self._value_and_grad = jax.jit(jax.value_and_grad(loss, has_aux=True))
+        self._last: tuple[Any, dict[str, Any]] | None = None
 
     def forward(self) -> None:
         self._spikes(self.params, self.x).block_until_ready()
 
     def forward_backward(self) -> None:
-        _, self.grads = self._value_and_grad(self.params, self.x)
-        self._jax.block_until_ready(self.grads)
+        (_, out), grads = self._value_and_grad(self.params, self.x)
+        self._last = self._jax.block_until_ready((out, grads))
+
+    def _result(self) -> tuple[Any, dict[str, Any]]:
+        if self._last is None:
+            raise RuntimeError("forward_backward has not run")
+        return self._last
 
     def spikes(self) -> Tensor:
-        return torch.from_numpy(np.array(self._spikes(self.params, self.x)))
+        return torch.from_numpy(np.array(self._result()[0]))
 
     def grad_w_rec(self) -> Tensor:
-        """dL/dW_rec in hrsnn's convention, from the last :meth:`forward_backward`."""
-        if self.grads is None:
-            raise RuntimeError("forward_backward has not run")
-        g = torch.from_numpy(np.array(self.grads["rlif"]["recurrent_w"][...]))
+        """dL/dW_rec in hrsnn's convention."""
+        g = torch.from_numpy(np.array(self._result()[1]["rlif"]["recurrent_w"][...]))
         return g.t() * self._scale[:, None]
 
 
@@ -481,10 +492,9 @@ def peer_spike_fn(name: str) -> Callable[[Tensor], Tensor] | None:
 
 def peer_status(name: str) -> str | None:
     """None when everything the adapter of peer ``name`` uses imports, else why the peer is skipped."""
-    modules = PEERS[name]
-    if importlib.util.find_spec(modules[-1][0].split(".")[0]) is None:
+    if importlib.util.find_spec(name) is None:
         return "skipped: not installed"
-    for module, attribute in modules:
+    for module, attribute in PEERS[name]:
         try:
             imported = importlib.import_module(module)
         except Exception as exc:  # a --no-deps install may miss a dependency; any import failure means skip
@@ -695,7 +705,7 @@ def main() -> None:
             print(f"  N={n} {str(dtype).removeprefix('torch.')}: plain-loop spike rate {check['plain']['rate']:.4f}")
             for name in names[1:]:
                 c = check[name]
-                line = f"    {name:11s} {c['mismatches']} of {c['of']} spikes differ"
+                line = f"    {name:12s} {c['mismatches']} of {c['of']} spikes differ"
                 if "grad_rel_err" in c:
                     line += f"; dW_rec max rel. diff {c['grad_rel_err']:.1e}"
                 if "grad_note" in c:
@@ -721,11 +731,11 @@ def main() -> None:
             t["fwdbwd_ratio"] = t["fwdbwd_s"] / base["fwdbwd_s"]
         report["sizes"][str(n)]["timing"] = timing
         print(f"  N={n}")
-        print(f"    {'library':11s} {'fwd ms':>9s} {'×plain':>7s} {'fwd+bwd ms':>11s} {'×plain':>7s} "
+        print(f"    {'library':12s} {'fwd ms':>9s} {'×plain':>7s} {'fwd+bwd ms':>11s} {'×plain':>7s} "
               f"{'peak MiB fwd':>13s} {'fwd+bwd':>8s} {'setup':>6s}   per pass fwd+bwd ms")  # fmt: skip
         for name, t in timing.items():
             per_pass = " / ".join(f"{1e3 * v:.0f}" for v in t["fwdbwd_passes_s"])
-            print(f"    {name:11s} {1e3 * t['fwd_s']:9.1f} {t['fwd_ratio']:7.2f} {1e3 * t['fwdbwd_s']:11.1f} "
+            print(f"    {name:12s} {1e3 * t['fwd_s']:9.1f} {t['fwd_ratio']:7.2f} {1e3 * t['fwdbwd_s']:11.1f} "
                   f"{t['fwdbwd_ratio']:7.2f} {t['rss_fwd_mib']:13.0f} {t['rss_fwdbwd_mib']:8.0f} "
                   f"{t['rss_setup_mib']:6.0f}   {per_pass}")  # fmt: skip
     print("ratios are time / plain-loop time in this run (< 1: faster than the plain loop)")

@@ -9,12 +9,14 @@ import torch
 
 from hrsnn.connectivity import ConnectivitySpec
 from hrsnn.errors import ConfigError
+from hrsnn.fused import Recurrence
 from hrsnn.network import (
     RSNN,
     LayerConfig,
     NeuronConfig,
     ReadoutConfig,
     RSNNConfig,
+    RSNNOutput,
     RSNNState,
     load_model,
     save_model,
@@ -381,3 +383,58 @@ def test_recurrent_fused_layer_without_bias_matches_step_loop():
     torch.testing.assert_close(fo.membranes[0], ro.membranes[0], rtol=0, atol=1e-12)
     for a, b in zip(fg, rg, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def _pruned_model(kind: str, readout: str, seed: int = 0) -> RSNN:
+    """A 60-neuron layer with a 10 %-dense mask (the fused kernels take their CSR path) and a feed-forward layer."""
+    neuron = NeuronConfig(kind=kind, b0=0.05, tau_m={"dist": "uniform", "low": 5.0, "high": 30.0})
+    layers = (
+        LayerConfig(size=60, neuron=neuron, connectivity=ConnectivitySpec(kind="erdos_renyi", p=0.1)),
+        LayerConfig(size=8, recurrent=False, neuron=neuron),
+    )
+    cfg = RSNNConfig(n_inputs=3, n_outputs=2, layers=layers, readout=ReadoutConfig(kind=readout),
+                     state_init="uniform_spike" if kind != "lif_hard" else "uniform")  # fmt: skip
+    return RSNN(cfg, seed=seed).double()
+
+
+def _run_and_grad(model: RSNN, x: torch.Tensor) -> tuple[RSNNOutput, tuple[torch.Tensor, ...]]:
+    out = model(x, generator=torch.Generator().manual_seed(1), record=True)
+    w = torch.Generator().manual_seed(2)
+    loss = sum((torch.randn(t.shape, generator=w, dtype=t.dtype).to(t.device) * t).sum()
+               for t in (out.readout, *out.membranes, *out.layer_spikes))  # fmt: skip
+    return out, torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
+
+
+@pytest.mark.parametrize("kind", ["alif", "lif", "lif_hard"])
+@pytest.mark.parametrize("readout", ["integrator", "alif"])
+def test_pruned_network_fused_kernels_equal_step_loop_in_float64(kind, readout):
+    """Whole network (sparse recurrent layer on the CSR path, feed-forward layer, readout): identical spikes and
+    every parameter gradient to 1e-10 relative against the step-function reference."""
+    model = _pruned_model(kind, readout)
+    layer = model.layers[0]
+    assert Recurrence(layer.effective_recurrent_weight().detach(), None, layer.mask).sparse
+    x = _x(b=3, t=40, seed=4).double() * 2
+    fused, g_fused = _run_and_grad(model, x)
+    for module in [*model.layers, model.readout]:
+        module.fused = False
+    ref, g_ref = _run_and_grad(model, x)
+    assert 0.02 < float(ref.layer_spikes[0].mean()) < 0.9
+    for a, b in zip(fused.layer_spikes, ref.layer_spikes, strict=True):
+        assert torch.equal(a, b)
+    torch.testing.assert_close(fused.readout, ref.readout, rtol=0, atol=1e-12)
+    for a, b in zip(g_fused, g_ref, strict=True):
+        assert float((a - b).abs().max()) <= 1e-10 * max(float(b.abs().max()), 1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("kind", ["alif", "lif_hard"])
+def test_cuda_kernels_equal_the_cpu_reference(kind):
+    """The same kernels on the GPU (dense recurrence there): spikes identical and gradients to 1e-10 in float64."""
+    model = _pruned_model(kind, "alif")
+    x = _x(b=3, t=40, seed=4).double() * 2
+    cpu, g_cpu = _run_and_grad(model, x)
+    gpu, g_gpu = _run_and_grad(model.cuda(), x.cuda())
+    for a, b in zip(gpu.layer_spikes, cpu.layer_spikes, strict=True):
+        assert torch.equal(a.cpu(), b)
+    for a, b in zip(g_gpu, g_cpu, strict=True):
+        assert float((a.cpu() - b).abs().max()) <= 1e-10 * max(float(b.abs().max()), 1e-12)
