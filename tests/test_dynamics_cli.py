@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from typing import ClassVar
 
@@ -125,12 +126,19 @@ def test_progress_bar_counts_every_step_and_small_networks_use_one_thread(monkey
     assert bar.disable is disable and bar.threads == 1
 
 
-def test_auto_threads_by_largest_layer():
+def test_auto_threads_by_largest_layer_and_idle_cores(monkeypatch):
+    """One thread below 512 neurons; above, torch's setting capped at CPU count minus the 1-minute load."""
     torch.set_num_threads(2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     try:
         small = RSNN(RSNNConfig(n_inputs=1, n_outputs=1, layers=(LayerConfig(size=511), LayerConfig(size=3))))
         large = RSNN(RSNNConfig(n_inputs=1, n_outputs=1, layers=(LayerConfig(size=3), LayerConfig(size=512))))
-        assert auto_threads(small) == 1 and auto_threads(large) == 2
+        for load, expected_large in ((0.0, 2), (0.3, 2), (1.2, 1), (3.5, 1)):
+            monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+            assert auto_threads(small) == 1 and auto_threads(large) == expected_large, load
+        monkeypatch.setattr(os, "cpu_count", lambda: 8)
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+        assert auto_threads(large) == 2  # never more than torch's setting
     finally:
         torch.set_num_threads(1)
 

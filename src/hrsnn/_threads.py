@@ -1,11 +1,23 @@
-"""Run dense LAPACK work on one thread.
+"""Thread counts: dense LAPACK work on one thread, and the intra-op threads for running a model.
 
 On a small machine shared with other jobs, threaded eigen-solvers and Schur decompositions slow down badly
 (measured at N = 1000 on 2 busy cores: a Lyapunov solve took 12–50 s threaded, 7–9 s on one thread).
+
+The fused spiking kernels (one recurrent LIF layer, B = 64, T = 100, forward + backward, best of 3 in a fresh
+process per cell, 2-core Xeon VM, ``python benchmarks/thread_choice.py``; entries: the faster thread count and its
+speed-up under OpenMP's ACTIVE / PASSIVE wait policy, "≈" within 1.1×):
+
+- idle machine: N = 64: ≈ / 1: 1.4×; N = 128: ≈ / 2: 1.3×; N = 512: 2: 1.2×; N = 2048: 2: 1.7× / 2.0×
+- one busy core: N = 64: 1: 2.5× / ≈; N = 128: 1: 1.8× / 2: 1.2×; N = 512: 1: 1.5×; N = 2048: 1: 1.5× / ≈
+- two busy cores: N = 64: 1: 1.1× / 1.2×; N = 128: 1: 1.8× / 1.1×; N = 512: 1: 2.1×; N = 2048: 1: 1.3× / ≈
+
+Hence :func:`auto_threads`: one thread below :data:`SMALL_LAYER` neurons, and above it as many threads as the
+machine has idle cores (CPU count minus the 1-minute load average), at most torch's setting.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
@@ -38,13 +50,26 @@ def single_threaded() -> Iterator[None]:
         yield
 
 
+def idle_cores() -> float:
+    """CPU count minus the 1-minute load average (the CPU count where the platform reports no load)."""
+    cpus = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - platforms without getloadavg (Windows)
+        return float(cpus)
+    return cpus - load
+
+
 def auto_threads(model: RSNN | ClassicalRNN) -> int:
-    """Intra-op threads for running ``model``: 1 when its largest layer has fewer than :data:`SMALL_LAYER` neurons
-    (or hidden units, for a classical RNN) (thread synchronisation then costs more than it gains: ``hrsnn lyapunov``
-    on 200 neurons took 86 s with the default threads and 6 s with one, on a busy 2-core machine; an LSTM epoch was
-    25–75× slower on two threads), else torch's present setting."""
+    """Intra-op threads for running ``model`` (module docstring): 1 when its largest layer has fewer than
+    :data:`SMALL_LAYER` neurons (or hidden units, for a classical RNN), else torch's present setting capped at the
+    machine's idle cores (at least 1), because threads that share a busy core slow the kernels down (above: up to
+    2× at N = 512; ``hrsnn lyapunov`` on 200 neurons took 86 s with the default threads and 6 s with one, and an
+    LSTM epoch was 25–75× slower on two threads, both on a busy 2-core machine)."""
     if isinstance(model, ClassicalRNN):
         largest = max(model.config.hidden_sizes)
     else:
         largest = max(layer.size for layer in model.layers)
-    return 1 if largest < SMALL_LAYER else max(1, torch.get_num_threads())
+    if largest < SMALL_LAYER:
+        return 1
+    return max(1, min(torch.get_num_threads(), round(idle_cores())))
