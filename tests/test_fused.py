@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hrsnn import fused as fused_module
 from hrsnn.errors import ConfigError
 from hrsnn.fused import Recurrence, alif_sequence, alif_sequence_tm, integrator_sequence_tm, lif_hard_sequence_tm
 from hrsnn.network import RSNN, LayerConfig, NeuronConfig, RSNNConfig
@@ -286,12 +287,15 @@ def test_integrator_kernel_matches_step_loop_and_hand_values():
         torch.testing.assert_close(gn, gr, rtol=1e-11, atol=1e-12)
 
 
-def test_recurrence_picks_csr_by_density_and_its_weight_gradient_is_the_masked_product():
+def test_recurrence_picks_csr_by_size_and_density_and_its_weight_gradient_is_the_masked_product(monkeypatch):
     n = 40
-    sparse_w = _masked_weight(n, 0.1, seed=11).detach()
+    sparse_w = _masked_weight(n, 0.08, seed=11).detach()
     dense_w = torch.randn(n, n, dtype=torch.float64)
+    assert not Recurrence(sparse_w, None).sparse  # below SPARSE_MIN_SIZE
+    monkeypatch.setattr(fused_module, "SPARSE_MIN_SIZE", 32)
     assert Recurrence(sparse_w, None).sparse and not Recurrence(dense_w, None).sparse
     assert not Recurrence(sparse_w, False).sparse
+    assert not Recurrence(sparse_w, None, mask=torch.ones(n, n, dtype=torch.bool)).sparse  # the mask decides
     g = torch.Generator().manual_seed(12)
     grads = torch.randn(7, 5, n, generator=g, dtype=torch.float64)
     spikes = (torch.rand(7, 5, n, generator=g) < 0.3).double()

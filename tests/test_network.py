@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from hrsnn import fused as fused_module
 from hrsnn.connectivity import ConnectivitySpec
 from hrsnn.errors import ConfigError
 from hrsnn.fused import Recurrence
@@ -386,10 +387,10 @@ def test_recurrent_fused_layer_without_bias_matches_step_loop():
 
 
 def _pruned_model(kind: str, readout: str, seed: int = 0) -> RSNN:
-    """A 60-neuron layer with a 10 %-dense mask (the fused kernels take their CSR path) and a feed-forward layer."""
+    """A 60-neuron layer with a 7 %-dense mask (the fused kernels take their CSR path) and a feed-forward layer."""
     neuron = NeuronConfig(kind=kind, b0=0.05, tau_m={"dist": "uniform", "low": 5.0, "high": 30.0})
     layers = (
-        LayerConfig(size=60, neuron=neuron, connectivity=ConnectivitySpec(kind="erdos_renyi", p=0.1)),
+        LayerConfig(size=60, neuron=neuron, connectivity=ConnectivitySpec(kind="erdos_renyi", p=0.07)),
         LayerConfig(size=8, recurrent=False, neuron=neuron),
     )
     cfg = RSNNConfig(n_inputs=3, n_outputs=2, layers=layers, readout=ReadoutConfig(kind=readout),
@@ -407,9 +408,10 @@ def _run_and_grad(model: RSNN, x: torch.Tensor) -> tuple[RSNNOutput, tuple[torch
 
 @pytest.mark.parametrize("kind", ["alif", "lif", "lif_hard"])
 @pytest.mark.parametrize("readout", ["integrator", "alif"])
-def test_pruned_network_fused_kernels_equal_step_loop_in_float64(kind, readout):
+def test_pruned_network_fused_kernels_equal_step_loop_in_float64(kind, readout, monkeypatch):
     """Whole network (sparse recurrent layer on the CSR path, feed-forward layer, readout): identical spikes and
     every parameter gradient to 1e-10 relative against the step-function reference."""
+    monkeypatch.setattr(fused_module, "SPARSE_MIN_SIZE", 32)  # the CSR path for a small layer
     model = _pruned_model(kind, readout)
     layer = model.layers[0]
     assert Recurrence(layer.effective_recurrent_weight().detach(), None, layer.mask).sparse
