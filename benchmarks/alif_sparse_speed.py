@@ -50,7 +50,7 @@ SEED = 0
 def make_layer(n: int, density: float, steps: int, dtype: torch.dtype) -> tuple[SpikingLayer, Tensor]:
     """hrsnn's ALIF layer (dense mask when density >= 1) and a seeded Bernoulli input."""
     conn = ConnectivitySpec() if density >= 1.0 else ConnectivitySpec(kind="erdos_renyi", p=density)
-    neuron = NeuronConfig(kind="alif", b0=0.05)
+    neuron = NeuronConfig(kind="alif")  # b0 = 0.01, β = 1.8: firing rates of 1–2 %
     cfg = RSNNConfig(n_inputs=N_INPUTS, n_outputs=2, layers=(LayerConfig(size=n, neuron=neuron, connectivity=conn),))
     layer = RSNN(cfg, seed=SEED).layers[0].to(dtype)
     gen = torch.Generator().manual_seed(SEED + 1)

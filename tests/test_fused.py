@@ -306,3 +306,34 @@ def test_recurrence_picks_csr_by_size_and_density_and_its_weight_gradient_is_the
     torch.testing.assert_close(Recurrence(sparse_w, True).add_into(out, c, spikes[0]), c + spikes[0] @ sparse_w.t())
     acc = torch.zeros(5, n, dtype=torch.float64)
     torch.testing.assert_close(Recurrence(sparse_w, True).add_transposed_(acc, grads[0]), grads[0] @ sparse_w)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_event_driven_products_equal_dense_ones_and_are_chosen_by_spike_count(sparse, monkeypatch):
+    """The spike-driven forward product and weight gradient (forced on) give the kernel's values and gradients;
+    automatically they are taken only for large layers whose spike fraction is at most the measured threshold."""
+    sg = MultiGaussian()
+    currents, _, bias, alpha, rho, u0, s0, eta0 = _inputs(True, True, seed=13)
+    weight = _masked_weight(currents.shape[-1], 0.3, seed=14)
+    pattern = weight.detach() != 0
+    c_tm = (currents + bias).transpose(0, 1)
+    outs, grads = [], []
+    for events in (False, True):
+        out = alif_sequence_tm(c_tm, weight, alpha, rho, u0, s0, eta0, b0=0.02, beta=1.8, surrogate=sg,
+                               sparse=sparse, mask=pattern, events=events)  # fmt: skip
+        w = _loss_weights(out[:2], seed=15)
+        grads.append(torch.autograd.grad(sum((a * o).sum() for a, o in zip(w, out[:2], strict=True)),
+                                         [currents, weight, alpha, u0, s0]))  # fmt: skip
+        outs.append(out)
+    assert torch.equal(outs[0][0], outs[1][0]) and outs[0][0].sum() > 10
+    torch.testing.assert_close(outs[1][1], outs[0][1], rtol=0, atol=1e-13)
+    for a, b in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
+    w = torch.zeros(16, 16, dtype=torch.float64)
+    few, many = torch.zeros(4, 16, dtype=torch.float64), torch.ones(4, 16, dtype=torch.float64)
+    few[0, 0] = 1.0
+    assert not Recurrence(w, False)._use_events(few, 0)  # a small layer never goes event-driven by itself
+    monkeypatch.setattr(fused_module, "SPARSE_MIN_SIZE", 16)
+    rec = Recurrence(w, False)
+    assert rec._use_events(few, 0) and not rec._use_events(many, 0)  # 1/64 <= EVENT_RATE = 0.03 < 1
+    assert not rec._use_events(few[:2], 1) and rec._use_events(few, 1)  # EVENT_RATE_GRAD = 0.02: 1/32 > it >= 1/64

@@ -44,11 +44,13 @@ and, summed over batch and time, :math:`\bar\alpha = \sum \bar u_t(u_{t-1} - R I
 backward :math:`\bar c_t = (1-\alpha)\bar u_t`, :math:`\bar u_{t-1} = \alpha\bar u_t`,
 :math:`\bar\alpha = \sum\bar u_t(u_{t-1} - c_t)`.
 
-Sparse recurrence. When the recurrent weight has few nonzeros (a pruned network), the recurrent products run on a
-CSR copy of W and of Wᵀ (built once per call) and the weight gradient is computed only on W's nonzero pattern
-(:class:`Recurrence`); where this pays is :data:`SPARSE_DENSITY` and :data:`SPARSE_MIN_SIZE` (measured: 1.4× at
-N = 4096 and 10 % density, nothing below 1024 neurons, see their docstrings). The weight gradient is still one dense
-product over all steps, masked afterwards: below that floor needs an event-driven kernel (not built yet).
+Sparse recurrence (:class:`Recurrence`). When the synapse mask is sparse (a pruned network), the recurrent products
+run on CSR copies of W and Wᵀ built once per call, and the weight gradient is kept only on the mask's entries; where
+this pays is :data:`SPARSE_DENSITY` and :data:`SPARSE_MIN_SIZE` (measured: 1.4× at N = 4096 and 10 % density,
+nothing below 1024 neurons). Where few neurons fire (layers of N ≥ 2048), the forward recurrent product and the
+weight gradient are event-driven: a CSR matrix of the spikes times Wᵀ, whose cost grows with the spike count
+(:data:`EVENT_RATE`, :data:`EVENT_RATE_GRAD`). The backward product Ī W stays dense in the spikes (the surrogate
+derivative is nonzero almost everywhere) and sparse only in W.
 
 Exactness. The kernels evaluate the reference formulas with different roundings (fused ``addcmul``/``lerp``/
 ``addmm``, the bias folded into the current, the multi-Gaussian's side lobes summed in closed form). In float64
@@ -76,6 +78,8 @@ from hrsnn.errors import ConfigError
 from hrsnn.surrogates import Surrogate
 
 __all__ = [
+    "EVENT_RATE",
+    "EVENT_RATE_GRAD",
     "SPARSE_DENSITY",
     "SPARSE_MIN_SIZE",
     "Recurrence",
@@ -88,14 +92,25 @@ __all__ = [
 BLOCK_BYTES = 1 << 21
 """Size of the blocks of time steps in which the backward pass evaluates the surrogate (2 MiB: cache-sized)."""
 
-SPARSE_DENSITY = 0.1
+SPARSE_DENSITY = 0.15
 """Recurrent layers of at least :data:`SPARSE_MIN_SIZE` neurons whose synapse pattern has at most this density use
 the CSR path (:class:`Recurrence`). Measured (ALIF layer, B = 64, T = 40, forward + backward, 2 threads, idle 2-core
 Xeon VM; dense time / CSR time): N = 4096: 1.67, 1.55, 1.42, 0.69 at densities 0.02, 0.05, 0.1, 0.2;
-N = 2048: 1.39, 1.21, 1.04, 0.78; N = 1024: 1.25, 0.96, 0.99, 0.82; N = 512: 0.89–1.02 at every density."""
+N = 2048: 1.39, 1.21, 1.04, 0.78; N = 1024: 1.25, 0.96, 0.99, 0.82; N = 512: 0.89–1.02 at every density. The
+break-even lies between 0.1 and 0.2; 0.15 keeps a pruned mask of nominal density 0.1 on the CSR path."""
 
 SPARSE_MIN_SIZE = 2048
-"""Smallest layer that takes the CSR path automatically (see :data:`SPARSE_DENSITY`)."""
+"""Smallest layer that takes the CSR or the event-driven paths automatically (see :data:`SPARSE_DENSITY`)."""
+
+EVENT_RATE = 0.03
+"""Steps whose spikes fill at most this fraction of the (B, N) entries take the event-driven recurrent product.
+Measured (one step, B = 64, dense time / event time): N = 4096: 2.4 at rate 0.01, 1.35 at 0.05, 0.70 at 0.1;
+N = 2048: 3.0, 1.26, 1.5 (noisy); N = 512: 0.3–0.7 at every rate (hence :data:`SPARSE_MIN_SIZE`)."""
+
+EVENT_RATE_GRAD = 0.02
+"""Sequences whose spikes fill at most this fraction of the (T, B, N) entries compute the weight gradient from the
+spikes (event-driven). Measured (T = 100, B = 64): N = 4096: 3.2× faster at rate 0.01, 0.76× at 0.05; N = 2048:
+2.3×, 0.73×."""
 
 
 def _check_once_differentiable() -> None:
@@ -125,31 +140,43 @@ def _surrogate_(surrogate: Surrogate, v: Tensor, work: Tensor) -> Tensor:
 
 
 class Recurrence:
-    r"""The recurrent product of one call: dense W, or CSR copies of W and Wᵀ for a sparse W.
+    r"""The recurrent product of one call: dense W or CSR copies of W and Wᵀ (pruned W), spike-driven where few fire.
 
     ``add_into(out, c, s)`` writes :math:`c + s W^\top` (rows of s are samples), ``add_transposed_(acc, g)`` adds
     :math:`g W`, and ``weight_grad(g, s)`` returns :math:`\sum_k g_k^\top s_k` over the flattened rows. On the
-    sparse path that gradient is computed only on the synapse pattern (``mask``, or W's nonzeros when no mask is
-    given) and is exactly 0 elsewhere; the dense path returns the full product (the caller's mask zeroes it).
+    CSR path that gradient is computed only on the synapse pattern (``mask``, or W's nonzeros when no mask is given)
+    and is exactly 0 elsewhere; otherwise it is the full product (the caller's mask zeroes it).
+
+    Event-driven products: where a step's spikes are few, :math:`s W^\top` runs as a sparse (CSR) spike matrix times
+    Wᵀ, whose cost grows with the number of spikes instead of B·N; likewise the weight gradient, from the spikes of
+    all steps at once. Exact up to summation order.
 
     Args:
         weight: effective recurrent weight (N, N), zero outside the pattern.
-        sparse: True or False forces a path; None takes the CSR path on the CPU for layers of at least
+        sparse: True or False forces the CSR weight path; None takes it on the CPU for layers of at least
             :data:`SPARSE_MIN_SIZE` neurons whose pattern's density is at most :data:`SPARSE_DENSITY`.
         mask: the synapse pattern (N, N), bool; None means W's nonzero entries.
+        events: True uses the spike-driven products always, False never; None on the CPU for layers of at least
+            :data:`SPARSE_MIN_SIZE` neurons, per step when at most :data:`EVENT_RATE` of the entries of s are
+            nonzero, and for the weight gradient when at most :data:`EVENT_RATE_GRAD` of all spikes are.
     """
 
-    def __init__(self, weight: Tensor, sparse: bool | None, mask: Tensor | None = None) -> None:
+    def __init__(
+        self, weight: Tensor, sparse: bool | None, mask: Tensor | None = None, events: bool | None = None
+    ) -> None:
         n = weight.shape[0]
         pattern = weight != 0 if mask is None else mask
+        large_cpu = weight.device.type == "cpu" and n >= SPARSE_MIN_SIZE
         if sparse is None:
-            sparse = (
-                weight.device.type == "cpu"
-                and n >= SPARSE_MIN_SIZE
-                and int(torch.count_nonzero(pattern)) <= SPARSE_DENSITY * n * n
-            )
+            sparse = large_cpu and int(torch.count_nonzero(pattern)) <= SPARSE_DENSITY * n * n
         self.sparse = sparse
+        self.events = events
         self.weight = weight
+        self.event_rates = (EVENT_RATE, EVENT_RATE_GRAD) if events is None and large_cpu else None
+        if events is None and not large_cpu:
+            self.events = False
+        if self.events is not False:
+            self.weight_t = weight.t().contiguous()
         if sparse:
             self.rows, self.cols = pattern.nonzero(as_tuple=True)
             with warnings.catch_warnings():  # "sparse CSR support is in beta": the ops used here are tested
@@ -157,7 +184,17 @@ class Recurrence:
                 self.csr = weight.to_sparse_csr()
                 self.csr_t = weight.t().contiguous().to_sparse_csr()
 
+    def _use_events(self, s: Tensor, which: int) -> bool:
+        if self.events is not None:
+            return self.events
+        rates = self.event_rates
+        return rates is not None and int(torch.count_nonzero(s)) <= rates[which] * s.numel()
+
     def add_into(self, out: Tensor, c: Tensor, s: Tensor) -> Tensor:
+        if self._use_events(s, 0):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.add(c, s.to_sparse_csr() @ self.weight_t, out=out)
         if self.sparse:
             return torch.add(c, (self.csr @ s.t()).t(), out=out)
         return torch.addmm(c, s, self.weight.t(), out=out)
@@ -169,9 +206,18 @@ class Recurrence:
 
     def weight_grad(self, g: Tensor, s: Tensor) -> Tensor:
         g2, s2 = g.reshape(-1, g.shape[-1]), s.reshape(-1, s.shape[-1])
-        if not self.sparse:
+        if self._use_events(s2, 1):
+            k, j = s2.nonzero(as_tuple=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                spikes_t = torch.sparse_coo_tensor(torch.stack((j, k)), s2[k, j], (s2.shape[1], s2.shape[0]))
+                grad_t = spikes_t.to_sparse_csr() @ g2  # (N_in, N_out)
+        elif self.sparse:
+            grad_t = s2.t() @ g2
+        else:
             return g2.t() @ s2
-        grad_t = s2.t() @ g2  # (N_in, N_out)
+        if not self.sparse:
+            return grad_t.t()
         return torch.zeros_like(self.weight).index_put_((self.rows, self.cols), grad_t[self.cols, self.rows])
 
 
@@ -184,6 +230,7 @@ class _ALIFConsts:
     surrogate: Surrogate
     adaptive: bool
     sparse: bool | None
+    events: bool | None
     mask: Tensor | None
     grad: bool
 
@@ -206,7 +253,7 @@ class _ALIFSequence(torch.autograd.Function):
         steps, batch, n = currents.shape
         grad = k.grad
         full = grad or keep_membranes
-        rec = Recurrence(weight, k.sparse, k.mask) if weight is not None else None
+        rec = Recurrence(weight, k.sparse, k.mask, k.events) if weight is not None else None
         spikes = currents.new_empty(steps + 1, batch, n)
         spikes[0] = s0
         mem = currents.new_empty(steps + 1 if full else 2, batch, n)
@@ -339,6 +386,7 @@ def alif_sequence_tm(
     keep_membranes: bool = True,
     sparse: bool | None = None,
     mask: Tensor | None = None,
+    events: bool | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor, Tensor]:
     """Run the ALIF map (β = 0 and ρ = 1: LIF) over a time-major sequence in one autograd node.
 
@@ -350,6 +398,7 @@ def alif_sequence_tm(
         sparse: force the CSR (True) or dense (False) recurrent product; None chooses by density
             (:class:`Recurrence`).
         mask: the synapse pattern of ``weight`` (bool (N, N)); None means its nonzero entries.
+        events: force (True) or forbid (False) the spike-driven products; None chooses by size and spike count.
 
     Returns:
         spikes (T, B, N); membranes (T, B, N) and the adaptation traces η (T, B, N), each None when not kept
@@ -358,7 +407,7 @@ def alif_sequence_tm(
     n = currents.shape[-1]
     adaptive = beta != 0.0 or not bool((rho == 1.0).all())
     grad = _needs_grad(currents, weight, alpha, rho, u0, s0, eta0)
-    consts = _ALIFConsts(b0, beta, r_m, dt, surrogate, adaptive, sparse, mask, grad)
+    consts = _ALIFConsts(b0, beta, r_m, dt, surrogate, adaptive, sparse, events, mask, grad)
     return _ALIFSequence.apply(currents, weight, alpha.expand(n), rho.expand(n), u0, s0, eta0, consts, keep_membranes)
 
 
@@ -413,10 +462,11 @@ class _LIFHardSequence(torch.autograd.Function):
         surrogate: Surrogate,
         sparse: bool | None,
         mask: Tensor | None,
+        events: bool | None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         ctx.set_materialize_grads(False)
         steps, batch, n = currents.shape
-        rec = Recurrence(weight, sparse, mask) if weight is not None else None
+        rec = Recurrence(weight, sparse, mask, events) if weight is not None else None
         spikes = currents.new_empty(steps + 1, batch, n)
         spikes[0] = s0
         mem = currents.new_empty(steps + 1, batch, n)
@@ -472,7 +522,7 @@ class _LIFHardSequence(torch.autograd.Function):
                     rec.add_transposed_(s_bar, vb)
                 torch.mul(vb, alpha, out=u_bar)
         g_weight = rec.weight_grad(v_bar, spikes[:steps]) if rec is not None else None
-        return v_bar, g_weight, acc.sum(0), u_bar, s_bar, None, None, None, None
+        return v_bar, g_weight, acc.sum(0), u_bar, s_bar, None, None, None, None, None
 
 
 def lif_hard_sequence_tm(
@@ -486,19 +536,22 @@ def lif_hard_sequence_tm(
     surrogate: Surrogate,
     sparse: bool | None = None,
     mask: Tensor | None = None,
+    events: bool | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run the hard-reset LIF over a time-major sequence (module docstring) in one autograd node.
 
     Args:
         currents: external currents including every bias, (T, B, N).
         weight: effective recurrent weight (N, N) or None; alpha: decays (N,); u0, s0: initial state (B, N).
-        sparse, mask: as in :func:`alif_sequence_tm`.
+        sparse, mask, events: as in :func:`alif_sequence_tm`.
 
     Returns:
         spikes (T, B, N), membranes after the reset (T, B, N) and the final membrane (B, N).
     """
     n = currents.shape[-1]
-    return _LIFHardSequence.apply(currents, weight, alpha.expand(n), u0, s0, threshold, surrogate, sparse, mask)
+    return _LIFHardSequence.apply(
+        currents, weight, alpha.expand(n), u0, s0, threshold, surrogate, sparse, mask, events
+    )
 
 
 class _IntegratorSequence(torch.autograd.Function):
