@@ -67,6 +67,7 @@ penalties) raises :class:`~hrsnn.errors.ConfigError`; set ``layer.fused = False`
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -179,10 +180,20 @@ class Recurrence:
             self.weight_t = weight.t().contiguous()
         if sparse:
             self.rows, self.cols = pattern.nonzero(as_tuple=True)
-            with warnings.catch_warnings():  # "sparse CSR support is in beta": the ops used here are tested
-                warnings.simplefilter("ignore", UserWarning)
-                self.csr = weight.to_sparse_csr()
-                self.csr_t = weight.t().contiguous().to_sparse_csr()
+
+    @functools.cached_property
+    def csr(self) -> Tensor:
+        """W in CSR (built when first needed: a forward pass whose steps all go event-driven never needs it)."""
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": the ops used here are tested
+            warnings.simplefilter("ignore", UserWarning)
+            return self.weight.to_sparse_csr()
+
+    @functools.cached_property
+    def csr_t(self) -> Tensor:
+        """Wᵀ in CSR (for the backward product)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return self.weight.t().contiguous().to_sparse_csr()
 
     def _use_events(self, s: Tensor, which: int) -> bool:
         if self.events is not None:
