@@ -7,9 +7,12 @@ The fused spiking kernels (one recurrent LIF layer, B = 64, T = 100, forward + b
 process per cell, 2-core Xeon VM, ``python benchmarks/thread_choice.py``; entries: the faster thread count and its
 speed-up under OpenMP's ACTIVE / PASSIVE wait policy, "≈" within 1.1×):
 
-- idle machine: N = 64: ≈ / 1: 1.4×; N = 128: ≈ / 2: 1.3×; N = 512: 2: 1.2×; N = 2048: 2: 1.7× / 2.0×
-- one busy core: N = 64: 1: 2.5× / ≈; N = 128: 1: 1.8× / 2: 1.2×; N = 512: 1: 1.5×; N = 2048: 1: 1.5× / ≈
-- two busy cores: N = 64: 1: 1.1× / 1.2×; N = 128: 1: 1.8× / 1.1×; N = 512: 1: 2.1×; N = 2048: 1: 1.3× / ≈
+- idle machine: N = 64: ≈ / 1: 1.3×; N = 128: 2: 1.2× / 1: 1.2×; N = 512: 2: 1.5× / 1.4×; N = 2048: 2: 1.9× / 1.8×
+- one busy core: N = 64: 1: 2.9× / 1.2×; N = 128: 1: 1.7× / ≈; N = 512: 1: 1.4× / 1.3×; N = 2048: 1: 1.3× / ≈
+- two busy cores: N = 64: 1: 1.9× / 1.2×; N = 128: 1: 78× / ≈; N = 512: 1: 1.2× / 1.4×; N = 2048: 1: 1.2× / 2: 1.4×
+
+(an earlier, noisier run of the same measurement flipped cells within 1.4× of parity, at N = 128 and at N = 2048
+under PASSIVE, and agreed everywhere else).
 
 Hence :func:`auto_threads`: one thread below :data:`SMALL_LAYER` neurons, and above it as many threads as the
 machine has idle cores (CPU count minus the 1-minute load average), at most torch's setting.
@@ -64,8 +67,9 @@ def auto_threads(model: RSNN | ClassicalRNN) -> int:
     """Intra-op threads for running ``model`` (module docstring): 1 when its largest layer has fewer than
     :data:`SMALL_LAYER` neurons (or hidden units, for a classical RNN), else torch's present setting capped at the
     machine's idle cores (at least 1), because threads that share a busy core slow the kernels down (above: up to
-    2× at N = 512; ``hrsnn lyapunov`` on 200 neurons took 86 s with the default threads and 6 s with one, and an
-    LSTM epoch was 25–75× slower on two threads, both on a busy 2-core machine)."""
+    1.4× at N = 512 and 78× at N = 128 with spinning OpenMP threads; ``hrsnn lyapunov`` on 200 neurons took 86 s
+    with the default threads and 6 s with one, and an LSTM epoch was 25–75× slower on two threads, both on a busy
+    2-core machine)."""
     if isinstance(model, ClassicalRNN):
         largest = max(model.config.hidden_sizes)
     else:
