@@ -324,54 +324,59 @@ class _ALIFSequence(torch.autograd.Function):
         u_bar = g_u_last.clone() if g_u_last is not None else torch.zeros_like(mem[0])
         eta_bar = g_eta_last.clone() if g_eta_last is not None else torch.zeros_like(mem[0])
         s_bar = torch.zeros_like(u_bar)  # what flows into s_t from step t+1
-        v_bar, theta = torch.empty_like(u_bar), torch.empty_like(u_bar)
-        acc_u, acc_i = torch.zeros_like(u_bar), torch.zeros_like(u_bar)
-        acc_eta, acc_s = torch.zeros_like(u_bar), torch.zeros_like(u_bar)
+        v_bar = torch.empty_like(u_bar)  # s̄_t before the surrogate: v̄_t = v_bar ψ_t
+        acc_alpha, acc_rho = torch.zeros_like(u_bar), torch.zeros_like(u_bar)
         i_bar = torch.empty_like(mem[1:])
         block = _block_steps(batch, n, mem.element_size(), steps)
         psi, work = mem.new_empty(block, batch, n), mem.new_empty(block, batch, n)
-        u_t, s_t, i_t, ib_t = mem.unbind(0), spikes.unbind(0), inputs.unbind(0), i_bar.unbind(0)
-        eta_t = traces.unbind(0) if k.adaptive else ()
+        d_alpha = mem.new_empty(block, batch, n)  # u_{t-1} − R I_t, the coefficient of ū_t in ᾱ
+        if k.adaptive:  # θ_t and η_{t-1} − s_{t-1}, the coefficient of η̄_t in ρ̄
+            theta, d_rho = mem.new_empty(block, batch, n), mem.new_empty(block, batch, n)
+        s_t, ib_t = spikes.unbind(0), i_bar.unbind(0)
         gs_t = g_spikes.unbind(0) if g_spikes is not None else None
         gu_t = g_membranes.unbind(0) if g_membranes is not None else None
         ge_t = g_traces.unbind(0) if g_traces is not None else None
+        dense_lif = not k.adaptive and (rec is None or not rec.sparse)
         for end in range(steps, 0, -block):
             start = max(0, end - block)
-            v = psi[: end - start]
+            size = end - start
+            v = psi[:size]
             if k.adaptive:
-                torch.mul(traces[start + 1 : end + 1], -k.beta, out=v).add_(mem[start + 1 : end + 1]).sub_(k.b0)
+                th = torch.mul(traces[start + 1 : end + 1], k.beta, out=theta[:size]).add_(k.b0)
+                torch.sub(mem[start + 1 : end + 1], th, out=v)
+                th_t = th.unbind(0)
+                dr_t = torch.sub(traces[start:end], spikes[start:end], out=d_rho[:size]).unbind(0)
             else:
                 torch.sub(mem[start + 1 : end + 1], k.b0, out=v)
-            _surrogate_(k.surrogate, v, work[: end - start])
+            _surrogate_(k.surrogate, v, work[:size])
             p_t = v.unbind(0)
+            da_t = torch.sub(mem[start:end], inputs[start:end], alpha=k.r_m, out=d_alpha[:size]).unbind(0)
             for t in range(end - 1, start - 1, -1):  # step t + 1 of the docstring; s_{t-1} there is s_t[t] here
-                if gs_t is not None:
-                    torch.add(s_bar, gs_t[t], out=v_bar).mul_(p_t[t - start])
-                else:
-                    torch.mul(s_bar, p_t[t - start], out=v_bar)
-                u_bar.add_(v_bar)
+                j = t - start
+                pre = torch.add(s_bar, gs_t[t], out=v_bar) if gs_t is not None else s_bar
+                u_bar.addcmul_(pre, p_t[j])
                 if gu_t is not None:
                     u_bar.add_(gu_t[t])
                 if k.adaptive:
                     if ge_t is not None:
                         eta_bar.add_(ge_t[t])
-                    eta_bar.sub_(v_bar, alpha=k.beta).addcmul_(u_bar, s_t[t], value=-k.beta * k.dt)
-                    torch.mul(eta_t[t + 1], k.beta, out=theta).add_(k.b0)
-                    torch.mul(eta_bar, one_m_rho, out=s_bar).addcmul_(u_bar, theta, value=-k.dt)
-                    acc_eta.addcmul_(eta_bar, eta_t[t])
-                    acc_s.addcmul_(eta_bar, s_t[t])
+                    eta_bar.addcmul_(pre, p_t[j], value=-k.beta).addcmul_(u_bar, s_t[t], value=-k.beta * k.dt)
+                    torch.mul(eta_bar, one_m_rho, out=s_bar).addcmul_(u_bar, th_t[j], value=-k.dt)
+                    acc_rho.addcmul_(eta_bar, dr_t[j])
                     eta_bar.mul_(rho)
-                else:
-                    torch.mul(u_bar, -k.b0 * k.dt, out=s_bar)
-                acc_u.addcmul_(u_bar, u_t[t])
-                acc_i.addcmul_(u_bar, i_t[t])
+                acc_alpha.addcmul_(u_bar, da_t[j])
                 torch.mul(u_bar, scale, out=ib_t[t])
-                if rec is not None:
-                    rec.add_transposed_(s_bar, ib_t[t])
+                if dense_lif and rec is not None:
+                    torch.addmm(u_bar, ib_t[t], rec.weight, beta=-k.b0 * k.dt, out=s_bar)
+                else:
+                    if not k.adaptive:
+                        torch.mul(u_bar, -k.b0 * k.dt, out=s_bar)
+                    if rec is not None:
+                        rec.add_transposed_(s_bar, ib_t[t])
                 u_bar.mul_(alpha)
-        g_alpha = acc_u.sum(0) - k.r_m * acc_i.sum(0)
+        g_alpha = acc_alpha.sum(0)
         if k.adaptive:
-            g_rho = (acc_eta - acc_s).sum(0)
+            g_rho = acc_rho.sum(0)
         elif g_eta_last is not None:  # η̄_t = g_eta_last and η_{t-1} = η_0 at every step
             g_rho = (g_eta_last * (steps * eta0 - spikes[:steps].sum(0))).sum(0)
         else:
