@@ -651,6 +651,27 @@ def identity_check(names: list[str], n: int, steps: int, dtype: torch.dtype) -> 
 # --- driver ---------------------------------------------------------------------------------------------------
 
 
+def markdown_table(report: dict[str, Any]) -> str:
+    """The timing part of ``report`` as the README's Markdown table: fwd+bwd ms (× plain) per size, forward ms, and
+    peak MiB of the forward+backward process; one column per library, in the order timed."""
+    sizes = [n for n, e in report["sizes"].items() if "timing" in e]
+    if not sizes:
+        return "(no timings)"
+    names = list(report["sizes"][sizes[0]]["timing"])
+    rows = ["| N | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for n in sizes:
+        t = report["sizes"][n]["timing"]
+        cells = [f"{1e3 * t[k]['fwdbwd_s']:.0f} ({t[k]['fwdbwd_ratio']:.2f})" for k in names]
+        rows.append(f"| {n}, fwd+bwd | " + " | ".join(cells) + " |")
+    for key, label in (("fwd_s", "fwd"), ("rss_fwdbwd_mib", "peak MiB")):
+        cells = []
+        for k in names:
+            values = [report["sizes"][n]["timing"][k][key] for n in sizes]
+            cells.append(" / ".join(f"{1e3 * v:.0f}" if key == "fwd_s" else f"{v:.0f}" for v in values))
+        rows.append(f"| {' / '.join(sizes)}, {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="128,512,2048", help="comma-separated N (default 128,512,2048)")
@@ -739,6 +760,7 @@ def main() -> None:
                   f"{t['fwdbwd_ratio']:7.2f} {t['rss_fwd_mib']:13.0f} {t['rss_fwdbwd_mib']:8.0f} "
                   f"{t['rss_setup_mib']:6.0f}   {per_pass}")  # fmt: skip
     print("ratios are time / plain-loop time in this run (< 1: faster than the plain loop)")
+    print("\nmarkdown (the README's table)\n" + markdown_table(report))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)
