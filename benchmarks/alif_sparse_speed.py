@@ -30,12 +30,14 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kernel_speed import median_time, peak_rss_mib
 
 from hrsnn.connectivity import ConnectivitySpec
 from hrsnn.network import RSNN, LayerConfig, NeuronConfig, RSNNConfig, SpikingLayer
@@ -93,29 +95,11 @@ def hrsnn_runner(layer: SpikingLayer) -> tuple[Callable[[Tensor], Tensor], Calla
 RUNNERS = {"hrsnn": hrsnn_runner, "plain": plain_runner}
 
 
-def _peak_rss_mib() -> float:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def _median_time(fn: Callable[[], None], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def worker(name: str, n: int, density: float, steps: int, repeats: int, threads: int, fwd: bool) -> dict[str, float]:
     torch.set_num_threads(threads)
     layer, x = make_layer(n, density, steps, torch.float32)
     run, _ = RUNNERS[name](layer)
-    setup = _peak_rss_mib()
+    setup = peak_rss_mib()
     out: dict[str, float] = {"rss_setup_mib": setup}
     if fwd:
 
@@ -123,9 +107,9 @@ def worker(name: str, n: int, density: float, steps: int, repeats: int, threads:
             with torch.no_grad():
                 run(x)
 
-        out["fwd_s"] = _median_time(forward, repeats)
-    out["fwdbwd_s"] = _median_time(lambda: run(x).sum().backward(), repeats)
-    out["rss_fwdbwd_mib"] = _peak_rss_mib()
+        out["fwd_s"] = median_time(forward, repeats)
+    out["fwdbwd_s"] = median_time(lambda: run(x).sum().backward(), repeats)
+    out["rss_fwdbwd_mib"] = peak_rss_mib()
     return out
 
 

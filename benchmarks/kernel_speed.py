@@ -507,7 +507,7 @@ def peer_status(name: str) -> str | None:
 # --- worker ---------------------------------------------------------------------------------------------------
 
 
-def _peak_rss_mib() -> float:
+def peak_rss_mib() -> float:
     """Peak resident memory of this process in MiB.
 
     Linux's ``ru_maxrss`` survives fork + exec, so a worker would report its parent's peak; the kernel's VmHWM (the
@@ -523,7 +523,7 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def _median_time(fn: Callable[[], None], repeats: int) -> float:
+def median_time(fn: Callable[[], None], repeats: int) -> float:
     fn()  # warm-up (JAX: compiles)
     times = []
     for _ in range(repeats):
@@ -564,12 +564,12 @@ def worker(name: str, n: int, steps: int, repeats: int, threads: int) -> dict[st
         def fwd_bwd() -> None:
             run(p.x).sum().backward()
 
-    rss_setup = _peak_rss_mib()
-    t_fwd = _median_time(fwd, repeats)
-    rss_fwd = _peak_rss_mib()
-    t_bwd = _median_time(fwd_bwd, repeats)
+    rss_setup = peak_rss_mib()
+    t_fwd = median_time(fwd, repeats)
+    rss_fwd = peak_rss_mib()
+    t_bwd = median_time(fwd_bwd, repeats)
     return {"fwd_s": t_fwd, "fwdbwd_s": t_bwd, "rss_setup_mib": rss_setup, "rss_fwd_mib": rss_fwd,
-            "rss_fwdbwd_mib": _peak_rss_mib()}  # fmt: skip
+            "rss_fwdbwd_mib": peak_rss_mib()}  # fmt: skip
 
 
 def spawn(name: str, n: int, steps: int, repeats: int, threads: int) -> dict[str, float]:

@@ -332,8 +332,10 @@ def test_event_driven_products_equal_dense_ones_and_are_chosen_by_spike_count(sp
     w = torch.zeros(16, 16, dtype=torch.float64)
     few, many = torch.zeros(4, 16, dtype=torch.float64), torch.ones(4, 16, dtype=torch.float64)
     few[0, 0] = 1.0
-    assert not Recurrence(w, False)._use_events(few, 0)  # a small layer never goes event-driven by itself
+    event_rate, grad_rate = fused_module.EVENT_RATE, fused_module.EVENT_RATE_GRAD
+    assert not Recurrence(w, False)._use_events(few, event_rate)  # a small layer never goes event-driven by itself
     monkeypatch.setattr(fused_module, "SPARSE_MIN_SIZE", 16)
     rec = Recurrence(w, False)
-    assert rec._use_events(few, 0) and not rec._use_events(many, 0)  # 1/64 <= EVENT_RATE = 0.03 < 1
-    assert not rec._use_events(few[:2], 1) and rec._use_events(few, 1)  # EVENT_RATE_GRAD = 0.02: 1/32 > it >= 1/64
+    assert rec._use_events(few, event_rate) and not rec._use_events(many, event_rate)  # 1/64 <= EVENT_RATE = 0.03 < 1
+    assert not rec._use_events(few[:2], grad_rate) and rec._use_events(few, grad_rate)  # 0.02: 1/32 > it >= 1/64
+    assert (event_rate, grad_rate) == (0.03, 0.02)  # the thresholds the two lines above are built around

@@ -86,6 +86,7 @@ __all__ = [
     "Recurrence",
     "alif_sequence",
     "alif_sequence_tm",
+    "alif_thresholds",
     "integrator_sequence_tm",
     "lif_hard_sequence_tm",
 ]
@@ -132,6 +133,14 @@ def _block_steps(batch: int, n: int, element_size: int, steps: int) -> int:
     return max(1, min(steps, BLOCK_BYTES // max(1, batch * n * element_size)))
 
 
+def _to_csr(x: Tensor) -> Tensor:
+    """``x.to_sparse_csr()`` without PyTorch's "sparse CSR support is in beta" warning (the ops used here are
+    tested)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return x.to_sparse_csr()
+
+
 def _surrogate_(surrogate: Surrogate, v: Tensor, work: Tensor) -> Tensor:
     """Overwrite v with the surrogate derivative at v (the in-place form when the surrogate has one)."""
     inplace = getattr(surrogate, "derivative_", None)
@@ -144,7 +153,8 @@ class Recurrence:
     r"""The recurrent product of one call: dense W or CSR copies of W and Wᵀ (pruned W), spike-driven where few fire.
 
     ``add_into(out, c, s)`` writes :math:`c + s W^\top` (rows of s are samples), ``add_transposed_(acc, g)`` adds
-    :math:`g W`, and ``weight_grad(g, s)`` returns :math:`\sum_k g_k^\top s_k` over the flattened rows. On the
+    :math:`g W`, ``scaled_add_transposed(out, x, beta, g)`` writes :math:`\beta x + g W`, and ``weight_grad(g, s)``
+    returns :math:`\sum_k g_k^\top s_k` over the flattened rows. On the
     CSR path that gradient is computed only on the synapse pattern (``mask``, or W's nonzeros when no mask is given)
     and is exactly 0 elsewhere; otherwise it is the full product (the caller's mask zeroes it).
 
@@ -171,11 +181,8 @@ class Recurrence:
         if sparse is None:
             sparse = large_cpu and int(torch.count_nonzero(pattern)) <= SPARSE_DENSITY * n * n
         self.sparse = sparse
-        self.events = events
+        self.events = events if events is not None or large_cpu else False  # None: decided by the spike count
         self.weight = weight
-        self.event_rates = (EVENT_RATE, EVENT_RATE_GRAD) if events is None and large_cpu else None
-        if events is None and not large_cpu:
-            self.events = False
         if self.events is not False:
             self.weight_t = weight.t().contiguous()
         if sparse:
@@ -184,28 +191,22 @@ class Recurrence:
     @functools.cached_property
     def csr(self) -> Tensor:
         """W in CSR (built when first needed: a forward pass whose steps all go event-driven never needs it)."""
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": the ops used here are tested
-            warnings.simplefilter("ignore", UserWarning)
-            return self.weight.to_sparse_csr()
+        return _to_csr(self.weight)
 
     @functools.cached_property
     def csr_t(self) -> Tensor:
         """Wᵀ in CSR (for the backward product)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return self.weight.t().contiguous().to_sparse_csr()
+        return _to_csr(self.weight.t().contiguous())
 
-    def _use_events(self, s: Tensor, which: int) -> bool:
+    def _use_events(self, s: Tensor, rate: float) -> bool:
+        """Whether the product with ``s`` goes event-driven: as forced, else when at most ``rate`` of s is nonzero."""
         if self.events is not None:
             return self.events
-        rates = self.event_rates
-        return rates is not None and int(torch.count_nonzero(s)) <= rates[which] * s.numel()
+        return int(torch.count_nonzero(s)) <= rate * s.numel()
 
     def add_into(self, out: Tensor, c: Tensor, s: Tensor) -> Tensor:
-        if self._use_events(s, 0):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                return torch.add(c, s.to_sparse_csr() @ self.weight_t, out=out)
+        if self._use_events(s, EVENT_RATE):
+            return torch.add(c, _to_csr(s) @ self.weight_t, out=out)
         if self.sparse:
             return torch.add(c, (self.csr @ s.t()).t(), out=out)
         return torch.addmm(c, s, self.weight.t(), out=out)
@@ -215,14 +216,18 @@ class Recurrence:
             return acc.add_((self.csr_t @ g.t()).t())
         return acc.addmm_(g, self.weight)
 
+    def scaled_add_transposed(self, out: Tensor, x: Tensor, beta: float, g: Tensor) -> Tensor:
+        if self.sparse:
+            return self.add_transposed_(torch.mul(x, beta, out=out), g)
+        return torch.addmm(x, g, self.weight, beta=beta, out=out)
+
     def weight_grad(self, g: Tensor, s: Tensor) -> Tensor:
         g2, s2 = g.reshape(-1, g.shape[-1]), s.reshape(-1, s.shape[-1])
-        if self._use_events(s2, 1):
+        if self._use_events(s2, EVENT_RATE_GRAD):
             k, j = s2.nonzero(as_tuple=True)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                spikes_t = torch.sparse_coo_tensor(torch.stack((j, k)), s2[k, j], (s2.shape[1], s2.shape[0]))
-                grad_t = spikes_t.to_sparse_csr() @ g2  # (N_in, N_out)
+            shape_t = (s2.shape[1], s2.shape[0])  # indices from nonzero(): valid, no invariant check needed
+            spikes_t = torch.sparse_coo_tensor(torch.stack((j, k)), s2[k, j], shape_t, check_invariants=False)
+            grad_t = _to_csr(spikes_t) @ g2  # (N_in, N_out)
         elif self.sparse:
             grad_t = s2.t() @ g2
         else:
@@ -282,9 +287,7 @@ class _ALIFSequence(torch.autograd.Function):
             eta_t = traces.unbind(0)
             theta = torch.empty_like(u0)
         for t in range(steps):
-            i = i_t[t % n_i] if rec is not None else c_t[t]
-            if rec is not None:
-                rec.add_into(i, c_t[t], s_t[t])
+            i = rec.add_into(i_t[t % n_i], c_t[t], s_t[t]) if rec is not None else c_t[t]
             u_prev, u = u_t[t % n_u], u_t[(t + 1) % n_u]
             torch.mul(u_prev, alpha, out=u).addcmul_(scale, i)
             if k.adaptive:
@@ -336,7 +339,6 @@ class _ALIFSequence(torch.autograd.Function):
         gs_t = g_spikes.unbind(0) if g_spikes is not None else None
         gu_t = g_membranes.unbind(0) if g_membranes is not None else None
         ge_t = g_traces.unbind(0) if g_traces is not None else None
-        dense_lif = not k.adaptive and (rec is None or not rec.sparse)
         for end in range(steps, 0, -block):
             start = max(0, end - block)
             size = end - start
@@ -366,13 +368,13 @@ class _ALIFSequence(torch.autograd.Function):
                     eta_bar.mul_(rho)
                 acc_alpha.addcmul_(u_bar, da_t[j])
                 torch.mul(u_bar, scale, out=ib_t[t])
-                if dense_lif and rec is not None:
-                    torch.addmm(u_bar, ib_t[t], rec.weight, beta=-k.b0 * k.dt, out=s_bar)
-                else:
-                    if not k.adaptive:
-                        torch.mul(u_bar, -k.b0 * k.dt, out=s_bar)
+                if k.adaptive:
                     if rec is not None:
                         rec.add_transposed_(s_bar, ib_t[t])
+                elif rec is not None:
+                    rec.scaled_add_transposed(s_bar, u_bar, -k.b0 * k.dt, ib_t[t])
+                else:
+                    torch.mul(u_bar, -k.b0 * k.dt, out=s_bar)
                 u_bar.mul_(alpha)
         g_alpha = acc_alpha.sum(0)
         if k.adaptive:
@@ -427,6 +429,12 @@ def alif_sequence_tm(
     return _ALIFSequence.apply(currents, weight, alpha.expand(n), rho.expand(n), u0, s0, eta0, consts, keep_membranes)
 
 
+def alif_thresholds(traces: Tensor | None, membranes: Tensor, b0: float, beta: float) -> Tensor:
+    """θ_t = b0 + β η_t from the traces :func:`alif_sequence_tm` returns (None for LIF: θ = b0, shaped like
+    ``membranes``)."""
+    return b0 + beta * traces if traces is not None else torch.full_like(membranes, b0)
+
+
 def alif_sequence(
     currents: Tensor,
     weight: Tensor | None,
@@ -461,7 +469,7 @@ def alif_sequence(
     )  # fmt: skip
     if membranes is None:  # pragma: no cover - keep_membranes=True always returns them
         raise RuntimeError("membranes were not kept")
-    thresholds = b0 + beta * traces if traces is not None else torch.full_like(membranes, b0)
+    thresholds = alif_thresholds(traces, membranes, b0, beta)
     return spikes.transpose(0, 1), membranes.transpose(0, 1), thresholds.transpose(0, 1), u, eta
 
 

@@ -26,7 +26,7 @@ from hrsnn._validate import check_rsnn_memory, check_seed, rsnn_tensor_shapes
 from hrsnn.config import from_dict, to_dict
 from hrsnn.connectivity import ConnectivitySpec, synapse_count
 from hrsnn.errors import ConfigError
-from hrsnn.fused import alif_sequence_tm, integrator_sequence_tm, lif_hard_sequence_tm
+from hrsnn.fused import alif_sequence_tm, alif_thresholds, integrator_sequence_tm, lif_hard_sequence_tm
 from hrsnn.io import load_tensors, read_model_config, save_tensors
 from hrsnn.neurons import ALIFState, TimeConstants, alif_step, lif_hard_reset_step, make_parametrization
 from hrsnn.surrogates import Surrogate, make_surrogate
@@ -270,9 +270,7 @@ class SpikingLayer(nn.Module):
             r_m=neuron.r_m, dt=neuron.dt, keep_membranes=record, mask=self._mask(),
         )  # fmt: skip
         final = ALIFState(u, spikes[-1], eta)
-        thresholds = None
-        if record and membranes is not None:
-            thresholds = neuron.b0 + beta * traces if traces is not None else torch.full_like(membranes, neuron.b0)
+        thresholds = alif_thresholds(traces, membranes, neuron.b0, beta) if record and membranes is not None else None
         return LayerOutput(spikes.transpose(0, 1), final, _batch_first(membranes, record), _batch_first(thresholds))
 
     def _mask(self) -> Tensor | None:

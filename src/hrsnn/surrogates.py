@@ -9,7 +9,9 @@ and the backward pass replaces the ill-defined derivative by a smooth bump::
     ∂s/∂v ≈ derivative(v) = scale · ψ(v)
 
 Each surrogate is a small frozen dataclass whose fields are its hyper-parameters. ``shape`` returns the
-unscaled bump ψ, ``derivative`` returns ``scale · ψ``. ``N(x; μ, σ)`` is the normalised Gaussian pdf
+unscaled bump ψ, ``derivative`` returns ``scale · ψ``, and ``derivative_(v, work)`` writes the same derivative into
+``v`` in place (``work`` is scratch of v's shape): the fused kernels (:mod:`hrsnn.fused`) call it on blocks of time
+steps so that nothing is allocated; it equals ``derivative`` to rounding. ``N(x; μ, σ)`` is the normalised Gaussian pdf
 ``exp(-(x-μ)²/(2σ²)) / (√(2π) σ)``.
 
 The authors of the adaptive SRNN multiply every surrogate by a "gradient scale" γ = 0.5. The default
@@ -113,14 +115,6 @@ class _Scaled:
     def derivative(self, v: Tensor) -> Tensor:
         """Surrogate derivative ``scale · ψ(v)``."""
         return self.scale * self.shape(v)
-
-    def derivative_(self, v: Tensor, work: Tensor) -> Tensor:
-        """Overwrite ``v`` with ``derivative(v)`` and return it; ``work`` is scratch space of v's shape.
-
-        The fused kernels (:mod:`hrsnn.fused`) call this on blocks of time steps so that no temporaries are
-        allocated; every surrogate overrides it with in-place operations (equal to :meth:`derivative` to rounding).
-        """
-        return v.copy_(self.derivative(v))
 
 
 @dataclasses.dataclass(frozen=True)
