@@ -872,12 +872,11 @@ def prune_with_lnp(
     r"""Run :func:`hrsnn.pruning.lnp_prune` on layer 0 with this experiment's dynamics.
 
     ``exponents_fn`` = :func:`node_exponents`, ``gains_fn`` = :func:`node_gains` (step 1's rate model),
-    ``lambda_max_fn`` = the ``stability_measure`` of :data:`STABILITY_MEASURES` (an :class:`hrsnn.stats.Estimate`:
-    mean ± SEM; an iteration whose mean exceeds ``lnp.lambda_max_threshold`` by more than ``lnp.stop_z`` SEM is
-    reverted and LNP stops); all use the
-    probe drive with the same seed at every call (common random numbers, so step 4 compares timescales under the
-    same noise realisations). Step 4's objective always uses λ_max (:func:`probe_spectra`), whatever the stability
-    measure. With ``bo_spectrum_top`` = m > 0, step 4 minimises the spec's full objective
+    ``lambda_max_fn`` = the ``stability_measure`` of :data:`STABILITY_MEASURES` (an :class:`hrsnn.stats.Estimate`: mean
+    ± SEM; an iteration whose mean exceeds ``lnp.lambda_max_threshold`` by more than ``lnp.stop_z`` SEM is reverted and
+    LNP stops); all use the probe drive with the same seed at every call (common random numbers, so step 4 compares
+    timescales under the same noise realisations). Step 4's objective always uses λ_max (:func:`probe_spectra`),
+    whatever the stability measure. With ``bo_spectrum_top`` = m > 0, step 4 minimises the spec's full objective
     :math:`J = (\lambda_1 - \lambda^*)^2 + \beta \sum_{k \le m} (\lambda_k - \lambda_{ref,k})^2`
     (:func:`hrsnn.pruning.lnp.stability_objective`; λ_ref: the dense network's top m averaged over the initial
     conditions), J taken per initial condition of a trial's top-m spectra, then mean ± SEM; with

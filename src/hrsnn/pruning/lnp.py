@@ -1817,12 +1817,11 @@ def lnp_prune(
 ) -> PruneResult:
     """Run LNP (spec §2.4) on ``model.layers[config.layer_index]`` until a stopping rule fires.
 
-    Each iteration runs the enabled steps 1–4 on a copy of the current network, then measures
-    ``lambda_max_fn``; if its mean exceeds ``config.lambda_max_threshold`` by more than ``config.stop_z`` standard
-    errors the copy is discarded (the previous
-    network is kept) and the run stops. Otherwise the copy becomes current. With ``checkpoint_path`` the whole pruning
-    state (network, surviving neuron indices, τ quantiles, generator state, history) is written atomically after
-    every iteration (and at the start); if the file exists when the run starts, the run resumes from it, so a
+    Each iteration runs the enabled steps 1–4 on a copy of the current network, then measures ``lambda_max_fn``; if its
+    mean exceeds ``config.lambda_max_threshold`` by more than ``config.stop_z`` standard errors the copy is discarded
+    (the previous network is kept) and the run stops. Otherwise the copy becomes current. With ``checkpoint_path`` the
+    whole pruning state (network, surviving neuron indices, τ quantiles, generator state, history) is written atomically
+    after every iteration (and at the start); if the file exists when the run starts, the run resumes from it, so a
     killed run continues where it stopped and gives the same result as an uninterrupted one (resume with the same
     original ``model``; ``k_max`` may be raised). The input model is never modified.
 
