@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Self
+from typing import Any, Protocol, Self, TypeVar
 
 import numpy as np
 import torch
@@ -24,7 +24,9 @@ from hrsnn.errors import ConfigError, DataNotFoundError
 
 __all__ = [
     "DATA_ENV_VAR",
+    "LazySequenceDataset",
     "SequenceDataset",
+    "SequenceSource",
     "TaskSplits",
     "resolve_data_dir",
     "split_indices",
@@ -247,6 +249,196 @@ class SequenceDataset(InMemorySequences):
         return self.y.dim() == 2
 
 
+class SequenceSource(Protocol):
+    """Compact storage that builds input sequences per batch (HDF5 spike events, uint8 images, ...).
+
+    Sources are pickled into DataLoader worker processes: they hold paths and arrays, never open file handles.
+    """
+
+    @property
+    def n_steps(self) -> int:
+        """Sequence length ``T``."""
+        ...
+
+    @property
+    def n_channels(self) -> int:
+        """Input channels per step ``C``."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def load(self, indices: np.ndarray) -> Tensor:
+        """float32 ``(len(indices), T, C)``: the sequences at these positions of the source."""
+        ...
+
+
+class _IndexBatches(torch.utils.data.Dataset[Tensor]):
+    """Batch ``k`` is ``source.load(chunks[k])`` (what a DataLoader worker computes)."""
+
+    def __init__(self, source: SequenceSource, chunks: list[np.ndarray]) -> None:
+        self.source = source
+        self.chunks = chunks
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, k: int) -> Tensor:
+        return self.source.load(self.chunks[k])
+
+
+@dataclass(frozen=True, eq=False)
+class LazySequenceDataset:
+    """A batch-first set of sequences built per batch from a :class:`SequenceSource` (for data sets whose dense
+    ``(N, T, C)`` tensor does not fit in memory: SSC, S-MNIST with a window, CIFAR-10 frames).
+
+    The same interface as :class:`SequenceDataset` without ``x``: sizes, ``subset``, ``to`` and ``batches``.
+    Every batch is checked (shape, float32, finite) as it is built; a bad one raises naming the data set and
+    sample.
+
+    Attributes:
+        source: the storage.
+        y: long labels ``(N,)`` (or ``(N, T)`` per step) of the selected samples, in memory (CPU).
+        n_classes: number of classes (>= 1).
+        name: a short name, e.g. ``"shd/train"``.
+        index: long ``(N,)`` positions in ``source`` of this set's samples.
+        workers: DataLoader worker processes building batches (0: in this process).
+        device: where batches are delivered.
+    """
+
+    source: SequenceSource
+    y: Tensor
+    n_classes: int
+    name: str
+    index: Tensor
+    workers: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for attr in ("n_steps", "n_channels", "load"):
+            if not hasattr(self.source, attr):
+                raise ConfigError("dataset.source", type(self.source).__name__, f"has no {attr!r} (a SequenceSource)")
+        if not isinstance(self.y, Tensor) or self.y.dtype != torch.long or self.y.dim() not in (1, 2):
+            raise ConfigError("dataset.y", getattr(self.y, "shape", self.y), "must be a long tensor (N,) or (N, T)")
+        if not isinstance(self.index, Tensor) or self.index.dtype != torch.long or self.index.dim() != 1:
+            raise ConfigError("dataset.index", getattr(self.index, "shape", self.index), "must be a long tensor (N,)")
+        if self.index.shape[0] != self.y.shape[0]:
+            raise ConfigError("dataset.y", tuple(self.y.shape), f"needs N = {self.index.shape[0]} rows like the index")
+        if self.index.numel() and (int(self.index.min()) < 0 or int(self.index.max()) >= len(self.source)):
+            raise ConfigError("dataset.index", int(self.index.max()), f"must lie in [0, {len(self.source)})")
+        if not _is_int(self.n_classes) or self.n_classes < 1:
+            raise ConfigError("dataset.n_classes", self.n_classes, "must be an int >= 1")
+        if self.y.numel() and (int(self.y.min()) < 0 or int(self.y.max()) >= self.n_classes):
+            raise ConfigError(
+                "dataset.y", (int(self.y.min()), int(self.y.max())), f"labels must lie in [0, {self.n_classes})"
+            )
+        if not _is_int(self.workers) or self.workers < 0:
+            raise ConfigError("dataset.workers", self.workers, "must be an int >= 0")
+
+    @classmethod
+    def from_source(
+        cls,
+        source: SequenceSource,
+        y: Tensor | np.ndarray,
+        name: str,
+        *,
+        index: Tensor | np.ndarray | None = None,
+        n_classes: int | None = None,
+        workers: int = 0,
+    ) -> LazySequenceDataset:
+        """The samples ``index`` (all of ``source`` when None) with labels ``y``; ``n_classes`` defaults to
+        ``max(y) + 1``."""
+        labels = torch.as_tensor(np.asarray(y)).to(torch.long)
+        idx = torch.arange(len(source)) if index is None else torch.as_tensor(np.asarray(index)).to(torch.long)
+        if n_classes is None:
+            n_classes = int(labels.max()) + 1 if labels.numel() else 1
+        return cls(source, labels, n_classes, name, idx, workers)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of sequences ``N``."""
+        return int(self.index.shape[0])
+
+    @property
+    def n_steps(self) -> int:
+        """Sequence length ``T``."""
+        return int(self.source.n_steps)
+
+    @property
+    def n_channels(self) -> int:
+        """Input channels per step ``C``."""
+        return int(self.source.n_channels)
+
+    @property
+    def per_step(self) -> bool:
+        """True when ``y`` holds one label per step ``(N, T)``."""
+        return self.y.dim() == 2
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def subset(self, indices: Sequence[int] | Tensor | np.ndarray, *, name: str | None = None) -> Self:
+        """The samples at ``indices`` (positions in this set, or a boolean mask), in that order."""
+        idx = _as_index(indices, self.n_samples, torch.device("cpu"))
+        return replace(
+            self, y=self.y.index_select(0, idx), index=self.index.index_select(0, idx), name=name or self.name
+        )
+
+    def to(self, device: torch.device | str) -> Self:
+        """The same set delivering its batches on ``device``."""
+        return replace(self, device=str(torch.device(device)))
+
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Iterate once in mini-batches ``(x_b, y_b)``, in the order and sizes of
+        :meth:`SequenceDataset.batches` (the same generator state gives the same order); batches are built by
+        ``workers`` DataLoader processes when ``workers > 0``, in order.
+
+        Raises:
+            ConfigError: naming ``batch_size`` or ``generator``; naming the data set and sample when the source
+                builds a batch of the wrong shape or dtype or with a NaN/inf.
+        """
+        if not _is_int(batch_size) or batch_size < 1:
+            raise ConfigError("batch_size", batch_size, "must be an int >= 1")
+        if shuffle and not isinstance(generator, torch.Generator):
+            raise ConfigError("generator", generator, "shuffle=True needs an explicit torch.Generator")
+        n = self.n_samples
+        order = torch.randperm(n, generator=generator) if shuffle and generator is not None else torch.arange(n)
+        stop = n - n % batch_size if drop_last else n
+        chunks = [order[s : min(s + batch_size, n)] for s in range(0, stop, batch_size)]
+        return self._iter_batches(chunks)
+
+    def _iter_batches(self, chunks: list[Tensor]) -> Iterator[tuple[Tensor, Tensor]]:
+        positions = [self.index[c].numpy() for c in chunks]
+        if self.workers > 0 and len(chunks) > 1:
+            loader = torch.utils.data.DataLoader(
+                _IndexBatches(self.source, positions), batch_size=None, num_workers=self.workers
+            )
+            built: Iterator[Tensor] = iter(loader)
+        else:
+            built = (self.source.load(p) for p in positions)
+        for chunk, pos, x in zip(chunks, positions, built, strict=True):
+            self._check_batch(x, pos)
+            yield x.to(self.device), self.y[chunk].to(self.device)
+
+    def _check_batch(self, x: Any, positions: np.ndarray) -> None:
+        want = (len(positions), self.n_steps, self.n_channels)
+        if not isinstance(x, Tensor) or tuple(x.shape) != want or x.dtype != torch.float32:
+            got = (type(x).__name__, tuple(getattr(x, "shape", ())), getattr(x, "dtype", None))
+            raise ConfigError(f"{self.name} batch", got, f"the source must build float32 {want}")
+        reason = nonfinite_reason(x, ("batch row", "step", "channel"))
+        if reason is not None:
+            raise ConfigError(f"{self.name} samples", positions.tolist()[:8], f"the built batch {reason}")
+
+
+_D = TypeVar("_D", "SequenceDataset", "LazySequenceDataset")
+
+
 def check_splits(splits: Any, kind: type, shared: tuple[str, ...]) -> None:
     """Validate a frozen train/val/test container and freeze its ``info``.
 
@@ -274,7 +466,7 @@ class TaskSplits:
     """The train, validation and test sets of one task, plus read-only metadata.
 
     Attributes:
-        train: training sequences.
+        train: training sequences (all three parts in memory, or all three lazy).
         val: validation sequences (may be empty, see :func:`split_train_val`).
         test: test sequences.
         info: read-only metadata (class names, encoding, source paths, split indices, ...).
@@ -284,13 +476,14 @@ class TaskSplits:
             shape/classes differ from ``train``, or ``splits.info`` when it is not a mapping.
     """
 
-    train: SequenceDataset
-    val: SequenceDataset
-    test: SequenceDataset
+    train: SequenceDataset | LazySequenceDataset
+    val: SequenceDataset | LazySequenceDataset
+    test: SequenceDataset | LazySequenceDataset
     info: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_splits(self, SequenceDataset, ("n_steps", "n_channels", "n_classes", "per_step"))
+        kind = LazySequenceDataset if isinstance(self.train, LazySequenceDataset) else SequenceDataset
+        check_splits(self, kind, ("n_steps", "n_channels", "n_classes", "per_step"))
 
     @property
     def n_classes(self) -> int:
@@ -368,18 +561,20 @@ def _split_name(name: str, part: str) -> str:
     return f"{name}/{part}"
 
 
-def split_indices(ds: SequenceDataset, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+def split_indices(
+    ds: SequenceDataset | LazySequenceDataset, val_fraction: float, seed: int
+) -> tuple[Tensor, Tensor]:
     """Index form of :func:`split_train_val`: sorted ``(train_indices, val_indices)`` into ``ds``."""
     frac = _check_fraction("val_fraction", val_fraction)
     seed = check_seed("seed", seed)
-    if not isinstance(ds, SequenceDataset):
-        raise ConfigError("ds", type(ds).__name__, "must be a SequenceDataset")
+    if not isinstance(ds, SequenceDataset | LazySequenceDataset):
+        raise ConfigError("ds", type(ds).__name__, "must be a SequenceDataset or a LazySequenceDataset")
     gen = torch.Generator().manual_seed(seed)
     labels = None if ds.per_step else ds.y
     return _split_indices(labels, ds.n_samples, frac, gen)
 
 
-def split_train_val(ds: SequenceDataset, val_fraction: float, seed: int) -> tuple[SequenceDataset, SequenceDataset]:
+def split_train_val(ds: _D, val_fraction: float, seed: int) -> tuple[_D, _D]:
     """Split ``ds`` into seeded, disjoint training and validation sets.
 
     Sequence-level labels (``y`` of shape ``(N,)``): stratified. The validation set holds
