@@ -73,6 +73,8 @@ def test_unknown_objective_and_bad_train_fields_are_named():
         TrainConfig(lr=-1.0)
     with pytest.raises(ConfigError, match="train.tbptt"):
         TrainConfig(tbptt=0)
+    with pytest.raises(ConfigError, match="train.eps"):
+        TrainConfig(eps=0.0)
     with pytest.raises(ConfigError, match="train.tau_lr_mult.tau_x"):
         TrainConfig(tau_lr_mult={"tau_x": 2.0})
 
@@ -85,6 +87,8 @@ def test_optimizer_groups_scale_tau_learning_rates():
     assert {name: g["lr"] for name, g in groups.items()} == pytest.approx(
         {"weights": 0.01, "tau_m": 0.02, "tau_adp": 0.05, "tau_out": 0.07}
     )
+    assert {g["eps"] for g in groups.values()} == {1e-8}
+    assert {g["eps"] for g in Trainer(model, TrainConfig(eps=1e-5)).optimizer.param_groups} == {1e-5}
     readout_taus = [model.readout.tau_m.theta, model.readout.tau_adp.theta]
     assert [id(p) for p in groups["tau_out"]["params"]] == [id(p) for p in readout_taus]
     assert not {id(p) for p in readout_taus} & {id(p) for g in ("tau_m", "tau_adp") for p in groups[g]["params"]}

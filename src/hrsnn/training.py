@@ -31,7 +31,7 @@ from hrsnn.io import (
 )
 from hrsnn.models import ModelOutput, SequenceModel, detach_state
 from hrsnn.objectives import Objective, PerStepNLL, SequenceSum, make_objective
-from hrsnn.tasks.base import SequenceDataset
+from hrsnn.tasks.base import LazySequenceDataset, SequenceDataset
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class TrainConfig:
         lr: learning rate of the weights; ``tau_lr_mult`` multiplies it per τ family ("tau_m", "tau_adp",
             "tau_out"), as the authors' parameter groups do.
         weight_decay: L2 penalty of the optimiser (all groups).
+        eps: the optimiser's ε (PyTorch's default 1e-8; the authors' SHD script sets 1e-5).
         scheduler: "none", "step" (StepLR(step_size, gamma)), "multistep" (MultiStepLR(milestones, gamma)) or
             "linear" (lr × (1 − epoch/epochs), the PS-MNIST schedule).
         grad_clip: maximum global gradient norm, or None.
@@ -70,6 +71,7 @@ class TrainConfig:
         default_factory=lambda: MappingProxyType({"tau_m": 2.0, "tau_adp": 3.0, "tau_out": 2.0})
     )
     weight_decay: float = 0.0
+    eps: float = 1e-8
     scheduler: Literal["none", "step", "multistep", "linear"] = "none"
     step_size: int = 100
     gamma: float = 0.5
@@ -94,6 +96,8 @@ class TrainConfig:
             raise ConfigError("train.lr", self.lr, "must be a finite number > 0")
         if self.weight_decay < 0:
             raise ConfigError("train.weight_decay", self.weight_decay, "must be >= 0")
+        if not (self.eps > 0 and math.isfinite(self.eps)):
+            raise ConfigError("train.eps", self.eps, "must be a finite number > 0")
         if not 0 < self.gamma <= 1:
             raise ConfigError("train.gamma", self.gamma, "must be in (0, 1]")
         if self.grad_clip is not None and self.grad_clip <= 0:
@@ -182,7 +186,7 @@ def _firing_rates(spikes: Mapping[str, float], sizes: Mapping[str, int], neuron_
 @torch.no_grad()
 def evaluate(
     model: SequenceModel,
-    data: SequenceDataset,
+    data: SequenceDataset | LazySequenceDataset,
     objective: Objective,
     *,
     batch_size: int = 256,
@@ -250,7 +254,7 @@ def build_optimizer(model: SequenceModel, config: TrainConfig) -> torch.optim.Op
         if params:
             mult = config.tau_lr_mult.get(family, 1.0)
             groups.append({"params": params, "lr": config.lr * mult, "name": family})
-    return OPTIMIZERS[config.optimizer](groups, lr=config.lr, weight_decay=config.weight_decay)
+    return OPTIMIZERS[config.optimizer](groups, lr=config.lr, eps=config.eps, weight_decay=config.weight_decay)
 
 
 def _step_scheduler(opt: torch.optim.Optimizer, c: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
@@ -425,7 +429,7 @@ class Trainer:
             )
 
     # -- epochs ------------------------------------------------------------------------------------------------
-    def train_epoch(self, data: SequenceDataset) -> dict[str, float]:
+    def train_epoch(self, data: SequenceDataset | LazySequenceDataset) -> dict[str, float]:
         """One pass over the training set; returns mean loss, accuracy and (spiking models) training firing rate."""
         self.model.train()
         n_batches = math.ceil(data.n_samples / self.config.batch_size)
@@ -467,8 +471,8 @@ class Trainer:
 
     def fit(
         self,
-        train: SequenceDataset,
-        val: SequenceDataset,
+        train: SequenceDataset | LazySequenceDataset,
+        val: SequenceDataset | LazySequenceDataset,
         *,
         resume: bool = False,
         log: Callable[[str], None] | None = None,

@@ -62,7 +62,7 @@ from hrsnn._validate import check_bool, check_generator, check_int, check_model,
 from hrsnn.errors import ConfigError
 from hrsnn.metrics.energy import DEFAULT_ENERGY_SETS, EnergyConstants, energy
 from hrsnn.network import RSNN, SpikingLayer
-from hrsnn.tasks.base import InMemorySequences
+from hrsnn.tasks.base import InMemorySequences, LazySequenceDataset
 
 __all__ = [
     "NEURON_UPDATE_COSTS",
@@ -630,27 +630,28 @@ def count_from_spikes(
     return tally.report()
 
 
-Data = InMemorySequences | Tensor
+Data = InMemorySequences | LazySequenceDataset | Tensor
 """What :func:`measure_efficiency` runs on: a data set (``SequenceDataset``, ``RegressionDataset``) or inputs
 ``(N, T, C)``."""
 
 
 def _input_batches(data: Any, batch_size: int, n_inputs: int) -> Iterator[Tensor]:
     """Input batches of ``data`` after checking its shape against the model."""
-    if isinstance(data, InMemorySequences):
-        x = data.x
+    if isinstance(data, InMemorySequences | LazySequenceDataset):
+        shape = (data.n_samples, data.n_steps, data.n_channels)
         batches = (xb for xb, _ in data.batches(batch_size, shuffle=False))
         name = data.name
     elif isinstance(data, Tensor):
         x = check_tensor("data", data, dim=3, finite=True)
+        shape = tuple(x.shape)
         batches = iter(x.split(batch_size))
         name = "inputs"
     else:
-        raise ConfigError("data", type(data).__name__, "must be a SequenceDataset, a RegressionDataset or a tensor")
-    if x.shape[0] == 0:
+        raise ConfigError("data", type(data).__name__, "must be a (lazy) sequence data set or a tensor (N, T, C)")
+    if shape[0] == 0:
         raise ConfigError("data", name, "is empty")
-    if x.shape[2] != n_inputs:
-        raise ConfigError("data", tuple(x.shape), f"has {x.shape[2]} channels; the model takes {n_inputs}")
+    if shape[2] != n_inputs:
+        raise ConfigError("data", shape, f"has {shape[2]} channels; the model takes {n_inputs}")
     return batches
 
 
