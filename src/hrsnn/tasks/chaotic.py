@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from hrsnn._validate import check_seed
+from hrsnn.encoding import bernoulli_spikes, gaussian_fields, rate_probability
 from hrsnn.errors import ConfigError
 from hrsnn.tasks.base import InMemorySequences, _check_fraction, _is_int, check_finite, check_inputs, check_splits
 
@@ -567,29 +568,31 @@ class SeriesEncoding:
         return 1.0 / self.n_fields if self.field_width is None else float(self.field_width)
 
 
-def _encode_rate(unit: np.ndarray, encoding: SeriesEncoding) -> np.ndarray:
-    """``p_d = r_d``: the unit values themselves, ``(L, d)``."""
+def _encode_rate(unit: Tensor, encoding: SeriesEncoding) -> Tensor:
+    """``p_d = r_d`` (:func:`hrsnn.encoding.rate_probability` with gain 1), ``(L, d)``."""
     del encoding
-    return unit
+    return rate_probability(unit)
 
 
-def _encode_population(unit: np.ndarray, encoding: SeriesEncoding) -> np.ndarray:
-    """``p_{d,k} = exp(−(r_d − c_k)² / (2σ²))`` with ``c_k = k/(K−1)``, flattened to ``(L, d·K)``."""
-    centres = np.linspace(0.0, 1.0, encoding.n_fields)
-    act = np.exp(-((unit[:, :, None] - centres) ** 2) / (2.0 * encoding.width**2))
-    return act.reshape(unit.shape[0], -1)
+def _encode_population(unit: Tensor, encoding: SeriesEncoding) -> Tensor:
+    """``p_{d,k} = exp(−(r_d − c_k)² / (2σ²))`` with ``c_k = k/(K−1)`` (:func:`hrsnn.encoding.gaussian_fields`),
+    ``(L, d·K)``."""
+    return gaussian_fields(unit, encoding.n_fields, width=encoding.width)
 
 
-ENCODINGS: Mapping[str, Callable[[np.ndarray, SeriesEncoding], np.ndarray]] = MappingProxyType(
+ENCODINGS: Mapping[str, Callable[[Tensor, SeriesEncoding], Tensor]] = MappingProxyType(
     {"rate": _encode_rate, "population": _encode_population}
 )
-"""Read-only map from encoding name to ``f(unit_values (L, d), encoding) -> activations (L, C)`` in [0, 1]."""
+"""Read-only map from encoding name to ``f(unit_values (L, d), encoding) -> activations (L, C)`` in [0, 1]
+(float64 tensors)."""
 
 
 def encode_series(
     unit: np.ndarray, encoding: SeriesEncoding, generator: np.random.Generator | None = None
 ) -> np.ndarray:
     """Encode unit values ``(L, d)`` into network input ``(L, C)`` (see :class:`SeriesEncoding`).
+
+    The spikes are :func:`hrsnn.encoding.bernoulli_spikes` of ``max_probability · p``, drawn from ``generator``.
 
     Args:
         unit: values in ``[0, 1]``, e.g. from :meth:`SeriesScaler.unit`.
@@ -605,12 +608,12 @@ def encode_series(
     r = np.asarray(unit, dtype=np.float64)
     if r.ndim != 2 or not np.all((r >= 0.0) & (r <= 1.0)):
         raise ConfigError("unit", r.shape, "must be a (L, d) array of values in [0, 1]")
-    act = ENCODINGS[encoding.kind](r, encoding)
+    act = ENCODINGS[encoding.kind](torch.from_numpy(r), encoding)
     if not encoding.spikes:
-        return act
+        return act.numpy()
     if not isinstance(generator, np.random.Generator):
         raise ConfigError("generator", generator, "spikes=True needs an explicit numpy.random.Generator")
-    return (generator.random(act.shape) < encoding.max_probability * act).astype(np.float64)
+    return bernoulli_spikes(encoding.max_probability * act, generator).numpy()
 
 
 # ------------------------------------------------------------------------------------------------ windowing

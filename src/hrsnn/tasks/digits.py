@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from hrsnn._validate import check_seed
+from hrsnn.encoding import threshold_spikes
 from hrsnn.errors import ConfigError
 from hrsnn.tasks.base import (
     SequenceDataset,
@@ -87,8 +88,8 @@ def load_digits_sequence(
 
     Pixels are scaled ``p = v / 16`` into [0, 1] (``v`` in 0..16) and flattened row-major to 64 values. With
     ``permute``, ``p'[k] = p[perm[k]]`` for one fixed permutation (:func:`digits_permutation`). With
-    ``binarize = θ``, ``p ← 1 if p > θ else 0`` (as the authors' PS-MNIST ``pixel/255 > 0.1``). Then, by
-    ``mode``:
+    ``binarize = θ``, ``p ← 1 if p > θ else 0`` (:func:`hrsnn.encoding.threshold_spikes`; as the authors'
+    PS-MNIST ``pixel/255 > 0.1``). Then, by ``mode``:
 
     - ``"row"``: T = 8 steps of C = 8 pixels (image rows);
     - ``"pixel"``: T = 64 steps of C = 1 pixel (the sequential task);
@@ -149,7 +150,7 @@ def load_digits_sequence(
         perm = digits_permutation(seed if permutation_seed is None else permutation_seed)
         pixels = pixels[:, perm]
     if binarize is not None:
-        pixels = (pixels > float(binarize)).to(torch.float32)
+        pixels = threshold_spikes(pixels, float(binarize))
     full = SequenceDataset(
         x=encoder(pixels, int(window)).contiguous(), y=labels, n_classes=len(DIGITS_CLASSES), name="digits"
     )

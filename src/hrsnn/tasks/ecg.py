@@ -16,6 +16,7 @@ import numpy as np
 import scipy.io
 import torch
 
+from hrsnn.encoding import level_crossing
 from hrsnn.errors import ConfigError, DataFormatError, DataNotFoundError
 from hrsnn.tasks.base import (
     DATA_ENV_VAR,
@@ -163,9 +164,11 @@ def encode_ecg_level_crossing(
         up_j[i]   = 1  if  s[i+1] − s[i] ≥ θ  else 0
         down_j[i] = 1  if  s[i] − s[i+1] ≥ θ  else 0
 
-    and ``up_j[T−1] = down_j[T−1] = 0`` (the last step has no successor). Channels are ordered
-    ``up0, down0, up1, down1, ...``. The authors' files add a −1 end marker afterwards; this function does
-    not.
+    and ``up_j[T−1] = down_j[T−1] = 0`` (the last step has no successor). That is
+    :func:`hrsnn.encoding.level_crossing` of ``s`` with ``δ = θ`` and ``reference="previous"`` (one spike at most
+    per step, whatever the jump), moved one step earlier: the authors put the spike of the move ``s[i] → s[i+1]``
+    at step ``i``. Channels are ordered ``up0, down0, up1, down1, ...``. The authors' files add a −1 end marker
+    afterwards; this function does not.
 
     Args:
         signal: raw leads, shape ``(T, n_leads)`` with ``T >= window``, finite values.
@@ -198,8 +201,7 @@ def encode_ecg_level_crossing(
     from scipy.signal import savgol_filter  # imported here: scipy.signal is slow to import
 
     smooth = savgol_filter(arr, window_length=int(window), polyorder=int(order), axis=0)
-    step = np.diff(smooth, axis=0)  # s[i+1] - s[i], shape (T-1, n_leads)
+    spikes = level_crossing(torch.from_numpy(smooth), float(threshold), reference="previous")  # spike of i-1 -> i at i
     out = np.zeros((arr.shape[0], 2 * arr.shape[1]), dtype=np.float32)
-    out[:-1, 0::2] = step >= threshold
-    out[:-1, 1::2] = -step >= threshold
+    out[:-1] = spikes[1:].numpy()
     return out
