@@ -42,3 +42,18 @@ def test_read_config_file_errors_name_the_file(tmp_path):
     broken.write_text("[train\n")
     with pytest.raises(ConfigError, match="cannot be parsed"):
         read_config_file(broken)
+
+
+def test_a_missing_required_field_is_named():
+    from dataclasses import dataclass
+
+    from hrsnn.config import from_dict
+    from hrsnn.errors import ConfigError
+
+    @dataclass
+    class Two:
+        a: int
+        b: int = 1
+
+    with pytest.raises(ConfigError, match=r"^cfg.a=None: is required and missing$"):
+        from_dict(Two, {"b": 2}, "cfg")

@@ -169,7 +169,7 @@ def test_digits_bad_arguments():
 
 def test_task_loaders_digits():
     assert TASK_LOADERS["digits"] is load_digits_sequence
-    assert set(TASK_LOADERS) == {"ecg", "digits"}
+    assert set(TASK_LOADERS) == {"ecg", "digits", "shd", "ssc", "smnist", "psmnist", "cifar10"}
 
 
 # ------------------------------------------------------------------------------------- SequenceDataset

@@ -89,3 +89,19 @@ def test_labels_and_index_are_checked():
         LazySequenceDataset.from_source(lazy.source, lazy.y, "toy", n_classes=2)
     with pytest.raises(ConfigError, match="dataset.index"):
         LazySequenceDataset.from_source(lazy.source, lazy.y[:2], "toy", index=[0, 99], n_classes=4)
+
+
+class FailingSource(ArraySource):
+    def load(self, indices: np.ndarray) -> torch.Tensor:
+        if 3 in indices.tolist():
+            raise ConfigError("toy file", "/data/toy.h5", "sample 3 is truncated")
+        return super().load(indices)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_source_error_reaches_the_caller_unchanged_from_workers(workers):
+    lazy, _ = _pair()
+    bad = LazySequenceDataset.from_source(FailingSource(lazy.source.codes), lazy.y, "toy", n_classes=4, workers=workers)
+    with pytest.raises(ConfigError, match=r"^toy file='/data/toy.h5': sample 3 is truncated$") as info:
+        list(bad.batches(2, shuffle=False))
+    assert info.value.field == "toy file" and info.value.reason == "sample 3 is truncated"

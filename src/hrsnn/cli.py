@@ -240,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a network on a task")
     train.add_argument("--config", help="TOML/YAML/JSON experiment config")
-    train.add_argument("--task", help="task name (ecg, digits); default digits")
+    train.add_argument(
+        "--task", help="task: ecg, digits, shd, ssc, smnist, psmnist, cifar10 (each with its preset); default digits"
+    )
     train.add_argument(
         "--arch", help="network: srnn (default), or a classical baseline lstm, gru, rnn (Elman); picks the preset"
     )
@@ -253,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=int, help="early-stopping patience (epochs)")
     train.add_argument("--device", choices=["cpu", "cuda", "auto"])
     train.add_argument("--threads", type=int, help="torch intra-op threads (default: automatic)")
-    train.add_argument("--data-dir", help="data folder holding qtdb/ (default: $HRSNN_DATA or ../shared/data)")
+    train.add_argument("--data-dir", help="data root holding qtdb/, shd/, mnist/, ... (default: see hrsnn data list)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.lr=0.005")
     train.add_argument(
         "--resume",
@@ -279,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_runs_show)
 
+    _add_data_parser(sub)
     _add_lyapunov_parser(sub)
     _add_lnp_parser(sub)
     _add_energy_parser(sub)
@@ -326,6 +329,21 @@ def _exit_code(exc: KeyboardInterrupt) -> int:
 
 def _one_line(exc: BaseException) -> str:
     return "; ".join([str(exc), *getattr(exc, "__notes__", ())])
+
+
+def _add_data_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``hrsnn data list`` and ``hrsnn data fetch NAME``."""
+    data = subparsers.add_parser("data", help="data sets: where they are looked for, and downloads")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    lst = data_sub.add_parser("list", help="every data set, where it is looked for, whether present, its size")
+    lst.add_argument("--data-dir", help="data root (default: $HRSNN_DATA, ../shared/data, ~/.hrsnn/data)")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=_lazy("hrsnn.tasks.catalog", "cmd_data_list"))
+    fetch = data_sub.add_parser("fetch", help="download, verify and unpack a data set (needs the internet)")
+    fetch.add_argument("name", help="data set name (see hrsnn data list)")
+    fetch.add_argument("--data-dir", help="where to put it (default: $HRSNN_DATA, else ~/.hrsnn/data)")
+    fetch.add_argument("--quiet", action="store_true", help="no progress output")
+    fetch.set_defaults(func=_lazy("hrsnn.tasks.catalog", "cmd_data_fetch"))
 
 
 def _add_lyapunov_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

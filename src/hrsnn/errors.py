@@ -23,6 +23,17 @@ class ConfigError(ValueError):
         self.reason = reason
         super().__init__(f"{field}={value!r}: {reason}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as message + attributes, whatever the subclass's ``__init__`` takes (errors cross processes)."""
+        return (_restore_error, (type(self), self.args, self.__dict__))
+
+
+def _restore_error(cls: type[ConfigError], args: tuple[Any, ...], state: dict[str, Any]) -> ConfigError:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, *args)
+    exc.__dict__.update(state)
+    return exc
+
 
 class DataNotFoundError(FileNotFoundError):
     """A data file the task needs is absent; the message says where it was looked for and how to point to it."""

@@ -104,6 +104,10 @@ class ExperimentConfig:
             preset = PRESETS.get(task_name, {})
         else:
             preset = CLASSICAL_PRESETS.get(task_name, {}).get(arch, {})
+        if not preset and "model" not in data and task_name in TASK_LOADERS and arch in ARCHS:
+            raise ConfigError(
+                "task.name", task_name, f"has no {arch} preset; give the model and train sections in a config file"
+            )
         return from_dict(cls, deep_update(preset, data), "config")
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +127,141 @@ def _parse_model(arch: str, data: Mapping[str, Any]) -> ModelConfig:
 
 def _frozen(d: dict[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(d)
+
+
+def _normal(mean: float, std: float) -> dict[str, Any]:
+    return {"dist": "normal", "mean": mean, "std": std}
+
+
+def _alif(tau_m: dict[str, Any], tau_adp: dict[str, Any], b0: float = 0.01) -> dict[str, Any]:
+    """The authors' ALIF neuron (β = 1.8, R_m = dt = 1) with τ trained directly ("raw")."""
+    return {"kind": "alif", "b0": b0, "beta": 1.8, "tau_m": tau_m, "tau_adp": tau_adp, "parametrization": "raw"}
+
+
+def _layer(size: int, neuron: dict[str, Any], recurrent: bool = True, init: str = "orthogonal") -> dict[str, Any]:
+    layer: dict[str, Any] = {"size": size, "recurrent": recurrent, "neuron": neuron}
+    if recurrent:
+        layer["connectivity"] = {"kind": "dense", "autapses": True, "init": init}
+    return layer
+
+
+# The seeds' published set-ups (srnn.md §3, §4.2–4.5; every number below is the spec's). Deviations, all forced by
+# there being no validation split in the authors' scripts (they select the epoch on the test set): hrsnn selects on a
+# validation split carved from the training set (SHD, S-/PS-MNIST: 10 %, stratified; SSC has its own).
+_SEED_PRESETS: dict[str, Any] = {
+    # SHD, NMI (SHD/SHD_2layer_ALIF.py): 700 → 128r → 128r → 20 integrator, 4 ms bins (250 steps), CE of
+    # Σ_{t>10} softmax(u_t), plain Adam(lr 1e-2, eps 1e-5) for every parameter (τ at the base lr), StepLR(10, 0.5),
+    # 19 epochs, batch 64, u_0 ~ U[0, 1) and readout u_0 ~ U[0, 1). The logged run reached 90.72 %.
+    "shd": {
+        "name": "shd-srnn",
+        "task": {"name": "shd", "options": {"val_fraction": 0.1}},
+        "model": {
+            "layers": [
+                _layer(128, _alif(_normal(20.0, 5.0), _normal(150.0, 10.0))),
+                _layer(128, _alif(_normal(20.0, 5.0), _normal(150.0, 10.0))),
+            ],
+            "readout": {"kind": "integrator", "neuron": {"tau_m": _normal(20.0, 5.0), "parametrization": "raw"}},
+            "state_init": "uniform",
+            "state_init_scale": 1.0,
+            "readout_init": "uniform",
+        },
+        "train": {
+            "epochs": 19,
+            "batch_size": 64,
+            "lr": 1e-2,
+            "eps": 1e-5,
+            "tau_lr_mult": {"tau_m": 1.0, "tau_adp": 1.0, "tau_out": 1.0},
+            "scheduler": "step",
+            "step_size": 10,
+            "gamma": 0.5,
+            "loss": "sum_softmax_ce",
+            "skip_steps": 11,
+        },
+    },
+    # SSC, NMI (NMI_vis/SSC/vis.ipynb): 700 → 400r → 400r → 35 integrator (τ_m N(3, 1)), log_softmax of
+    # mean_{t>0} u_t, Adam lr 1e-2 with τ_adp × 5 and τ_m × 2.5, StepLR(5, 0.5), batch 32, u_0 = s_0 ~ U[0, 1),
+    # readout at 0. The notebook's epoch count is unclear (num_epochs = 150 is set); 150 here. Test: 74.05 %.
+    "ssc": {
+        "name": "ssc-srnn",
+        "task": {"name": "ssc", "options": {}},
+        "model": {
+            "layers": [
+                _layer(400, _alif(_normal(20.0, 5.0), _normal(200.0, 50.0))),
+                _layer(400, _alif(_normal(20.0, 5.0), _normal(200.0, 50.0))),
+            ],
+            "readout": {"kind": "integrator", "neuron": {"tau_m": _normal(3.0, 1.0), "parametrization": "raw"}},
+            "state_init": "uniform_spike",
+            "state_init_scale": 1.0,
+        },
+        "train": {
+            "epochs": 150,
+            "batch_size": 32,
+            "lr": 1e-2,
+            "tau_lr_mult": {"tau_m": 2.5, "tau_adp": 5.0, "tau_out": 2.5},
+            "scheduler": "step",
+            "step_size": 5,
+            "gamma": 0.5,
+            "loss": "mean_readout_ce",
+            "skip_steps": 1,
+        },
+    },
+    # S-MNIST, NMI (smnist_vis.ipynb): a sliding window of 8 analog pixels (/255), 784 steps; 8 → 64r → 256r →
+    # 256d → 10 ALIF outputs, CE of the output spike counts, b0 0.01, τ_adp N(700, 25) everywhere, τ_m N(20, 5),
+    # batch 200. The notebook gives no optimiser; the ICONS S-MNIST one is used: Adam lr 1e-2 with τ × 2,
+    # MultiStepLR([25, 50, 100, 150], 0.5), 200 epochs. Test: 98.11 % (notebook).
+    "smnist": {
+        "name": "smnist-srnn",
+        "task": {"name": "smnist", "options": {"mode": "window", "window": 8, "val_fraction": 0.1}},
+        "model": {
+            "layers": [
+                _layer(64, _alif(_normal(20.0, 5.0), _normal(700.0, 25.0))),
+                _layer(256, _alif(_normal(20.0, 5.0), _normal(700.0, 25.0))),
+                _layer(256, _alif(_normal(20.0, 5.0), _normal(700.0, 25.0)), recurrent=False),
+            ],
+            "readout": {"kind": "alif", "neuron": _alif(_normal(20.0, 5.0), _normal(700.0, 25.0))},
+            "state_init": "zeros",
+        },
+        "train": {
+            "epochs": 200,
+            "batch_size": 200,
+            "lr": 1e-2,
+            "tau_lr_mult": {"tau_m": 2.0, "tau_adp": 2.0, "tau_out": 2.0},
+            "scheduler": "multistep",
+            "milestones": [25, 50, 100, 150],
+            "gamma": 0.5,
+            "loss": "spike_count_ce",
+            "skip_steps": 0,
+        },
+    },
+    # PS-MNIST, NMI with truncated BPTT (psmnist-gpu-tbptt-v1.py): a window of 4 permuted pixels binarised at
+    # pixel/255 > 0.1; 4 → 64r → 256r → 256d → 10 ALIF outputs, recurrent weights initialised to 0, τ_adp N(200, 25),
+    # CE of the output spike counts, Adamax lr 8e-3 with τ_adp × 3 and τ_m × 2, lr × (1 − epoch/200), 200 epochs,
+    # batch 300, an update every 100 steps, u_0 = s_0 ~ U[0, b0) in the hidden layers. Test: 94.54 % (notebook).
+    "psmnist": {
+        "name": "psmnist-srnn",
+        "task": {"name": "psmnist", "options": {"window": 4, "binarize": 0.1, "val_fraction": 0.1}},
+        "model": {
+            "layers": [
+                _layer(64, _alif(_normal(20.0, 5.0), _normal(200.0, 25.0)), init="zeros"),
+                _layer(256, _alif(_normal(20.0, 5.0), _normal(200.0, 25.0)), init="zeros"),
+                _layer(256, _alif(_normal(20.0, 5.0), _normal(200.0, 25.0)), recurrent=False),
+            ],
+            "readout": {"kind": "alif", "neuron": _alif(_normal(20.0, 5.0), _normal(200.0, 25.0))},
+            "state_init": "uniform_spike",
+        },
+        "train": {
+            "epochs": 200,
+            "batch_size": 300,
+            "optimizer": "adamax",
+            "lr": 8e-3,
+            "tau_lr_mult": {"tau_m": 2.0, "tau_adp": 3.0, "tau_out": 2.0},
+            "scheduler": "linear",
+            "loss": "spike_count_ce",
+            "skip_steps": 0,
+            "tbptt": 100,
+        },
+    },
+}
 
 
 PRESETS: Mapping[str, Mapping[str, Any]] = _frozen(
@@ -210,6 +349,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = _frozen(
                 "skip_steps": 0,
             },
         },
+        **_SEED_PRESETS,
     }
 )
 
@@ -255,8 +395,28 @@ _DIGITS_CLASSICAL_TRAIN = {
 # Hidden sizes: the smallest tried whose validation accuracy (seed 0) reached the SRNN preset's (seed 0: ECG 83.3 %,
 # digits 95.9 %). Every size tried, with its validation and test accuracy, is in docs/config.md. No Elman network
 # tried reached the SRNN on ECG (best: 64 units, lr 3e-3, 76.8 %); its preset is that one.
+# The seeds' tasks: LSTM/GRU/Elman baselines of 128 units (the size of the classical SHD and S-MNIST baselines in the
+# literature), Adam lr 1e-3 with gradient clipping, the SRNN preset's epochs and batch; the loss is the SRNN's where a
+# classical readout allows it (no spikes: CE of the mean readout for S-/PS-MNIST). Not tuned: the data are not offline.
+_SEED_CLASSICAL_LOSS = {"shd": "sum_softmax_ce", "ssc": "mean_readout_ce", "smnist": "mean_readout_ce"}
+
+
+def _seed_classical(task: str) -> Mapping[str, Mapping[str, Any]]:
+    srnn_train = _SEED_PRESETS[task]["train"]
+    train = {
+        "epochs": srnn_train["epochs"],
+        "batch_size": srnn_train["batch_size"],
+        "lr": 1e-3,
+        "grad_clip": 1.0,
+        "loss": _SEED_CLASSICAL_LOSS.get(task, "mean_readout_ce"),
+        "skip_steps": srnn_train["skip_steps"],
+    }
+    return _frozen({arch: _classical(task, arch, [128], train) for arch in ("lstm", "gru", "rnn")})
+
+
 CLASSICAL_PRESETS: Mapping[str, Mapping[str, Mapping[str, Any]]] = _frozen(
     {
+        **{task: _seed_classical(task) for task in _SEED_PRESETS},
         "ecg": _frozen(
             {
                 "lstm": _classical("ecg", "lstm", [32], _ECG_CLASSICAL_TRAIN),

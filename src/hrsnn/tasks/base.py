@@ -272,8 +272,9 @@ class SequenceSource(Protocol):
         ...
 
 
-class _IndexBatches(torch.utils.data.Dataset[Tensor]):
-    """Batch ``k`` is ``source.load(chunks[k])`` (what a DataLoader worker computes)."""
+class _IndexBatches(torch.utils.data.Dataset[Tensor | ConfigError | OSError]):
+    """Batch ``k`` is ``source.load(chunks[k])`` (what a DataLoader worker computes). A bad-input error is returned,
+    not raised, so that the main process re-raises it as it is (DataLoader would wrap it in a RuntimeError)."""
 
     def __init__(self, source: SequenceSource, chunks: list[np.ndarray]) -> None:
         self.source = source
@@ -282,8 +283,11 @@ class _IndexBatches(torch.utils.data.Dataset[Tensor]):
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def __getitem__(self, k: int) -> Tensor:
-        return self.source.load(self.chunks[k])
+    def __getitem__(self, k: int) -> Tensor | ConfigError | OSError:
+        try:
+            return self.source.load(self.chunks[k])
+        except (ConfigError, OSError) as exc:
+            return exc
 
 
 @dataclass(frozen=True, eq=False)
@@ -419,10 +423,12 @@ class LazySequenceDataset:
             loader = torch.utils.data.DataLoader(
                 _IndexBatches(self.source, positions), batch_size=None, num_workers=self.workers
             )
-            built: Iterator[Tensor] = iter(loader)
+            built: Iterator[Tensor | ConfigError | OSError] = iter(loader)
         else:
             built = (self.source.load(p) for p in positions)
         for chunk, pos, x in zip(chunks, positions, built, strict=True):
+            if isinstance(x, ConfigError | OSError):
+                raise x
             self._check_batch(x, pos)
             yield x.to(self.device), self.y[chunk].to(self.device)
 
@@ -431,6 +437,8 @@ class LazySequenceDataset:
         if not isinstance(x, Tensor) or tuple(x.shape) != want or x.dtype != torch.float32:
             got = (type(x).__name__, tuple(getattr(x, "shape", ())), getattr(x, "dtype", None))
             raise ConfigError(f"{self.name} batch", got, f"the source must build float32 {want}")
+        if bool(torch.isfinite(x.sum())):  # one pass; the full scan only when a NaN/inf (or an overflow) shows
+            return
         reason = nonfinite_reason(x, ("batch row", "step", "channel"))
         if reason is not None:
             raise ConfigError(f"{self.name} samples", positions.tolist()[:8], f"the built batch {reason}")
