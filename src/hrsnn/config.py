@@ -86,6 +86,7 @@ def from_dict(cls: type[T], data: Any, field: str) -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"{field}.{unknown[0]}", data[unknown[0]], f"unknown field; known: {sorted(fields)}")
+    kwargs = {k: _convert(hints[k], v, f"{field}.{k}") for k, v in data.items()}
     missing = [
         name
         for name, f in fields.items()
@@ -93,7 +94,6 @@ def from_dict(cls: type[T], data: Any, field: str) -> T:
     ]
     if missing:
         raise ConfigError(f"{field}.{missing[0]}", None, "is required and missing")
-    kwargs = {k: _convert(hints[k], v, f"{field}.{k}") for k, v in data.items()}
     return cls(**kwargs)
 
 
