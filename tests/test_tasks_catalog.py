@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hrsnn.cli import main
-from hrsnn.errors import DataNotFoundError
+from hrsnn.errors import ConfigError, DataNotFoundError
 from hrsnn.experiments.runner import PRESETS, ExperimentConfig, load_splits
 from hrsnn.network import RSNN
 from hrsnn.tasks import TASK_LOADERS
@@ -110,3 +110,16 @@ def test_a_task_without_a_preset_asks_for_a_model_section(capsys, tmp_path, monk
     monkeypatch.setenv("HRSNN_HOME", str(tmp_path))
     assert main(["train", "--task", "cifar10", "--epochs", "1"]) == 2
     assert "task.name='cifar10': has no srnn preset; give the model and train sections" in capsys.readouterr().err
+
+
+def test_a_config_gives_the_shd_binning_as_a_table(tmp_path):
+    rng = np.random.default_rng(1)
+    (tmp_path / "shd").mkdir()
+    _write_shd(tmp_path / "shd" / "shd_train.h5", 30, rng)
+    _write_shd(tmp_path / "shd" / "shd_test.h5", 20, rng)
+    config = ExperimentConfig.from_dict({"task": {"name": "shd", "options": {"binning": {"dt": 0.01, "n_steps": 100}}}})
+    splits = load_splits(config, tmp_path)
+    assert splits.train.n_steps == 100 and splits.info["binning"]["dt"] == 0.01
+    bad = ExperimentConfig.from_dict({"task": {"name": "shd", "options": {"binning": {"width": 0.01}}}})
+    with pytest.raises(ConfigError, match=r"binning.width=0.01: unknown field; known: \['binary', 'channel_rule'"):
+        load_splits(bad, tmp_path)

@@ -13,13 +13,14 @@ small fraction of that. An optional on-disk cache keeps each sample's binned fra
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -529,6 +530,23 @@ def _open_cache(folder: Path) -> dict[str, Any]:
 # -- loaders ---------------------------------------------------------------------------------------------------
 
 
+def as_binning(binning: SpikeBinning | Mapping[str, Any]) -> SpikeBinning:
+    """A :class:`SpikeBinning`, or one built from a mapping of its fields (a config's ``binning = {dt = 0.01}``).
+
+    Raises:
+        ConfigError: naming ``binning`` (not a SpikeBinning or mapping, or an unknown field) or ``binning.<field>``.
+    """
+    if isinstance(binning, SpikeBinning):
+        return binning
+    if not isinstance(binning, Mapping):
+        raise ConfigError("binning", binning, "must be a SpikeBinning or a mapping of its fields")
+    known = {f.name for f in dataclasses.fields(SpikeBinning)}
+    unknown = sorted(set(binning) - known)
+    if unknown:
+        raise ConfigError(f"binning.{unknown[0]}", binning[unknown[0]], f"unknown field; known: {sorted(known)}")
+    return SpikeBinning(**binning)
+
+
 def _source(
     files: DatasetFiles,
     name: str,
@@ -557,7 +575,7 @@ def _binning_info(binning: SpikeBinning, cache_dir: str | os.PathLike[str] | Non
 def load_shd(
     *,
     data_dir: str | os.PathLike[str] | None = None,
-    binning: SpikeBinning = SRNN_BINNING,
+    binning: SpikeBinning | Mapping[str, Any] = SRNN_BINNING,
     val_fraction: float = 0.1,
     seed: int = 0,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -590,11 +608,13 @@ def load_shd(
         DataNotFoundError: naming every path tried for a missing file and how to get it.
         DataFormatError: naming a file that is not readable HDF5, lacks a dataset, has mismatched lengths or
             labels outside [0, 20); while batches are built (or a cache), naming the file and a bad sample.
-        ConfigError: naming ``val_fraction``, ``seed``, ``workers``, ``binning`` or ``data_dir``.
+        ConfigError: naming ``val_fraction``, ``seed``, ``workers``, ``binning`` (a SpikeBinning or a mapping of its
+            fields) or ``data_dir``.
     """
     frac = _check_fraction("val_fraction", val_fraction)
     seed = check_seed("seed", seed)
     workers = check_int("workers", workers, 0)
+    binning = as_binning(binning)
     train_src = _source(SHD_FILES, "shd_train.h5", data_dir, binning, SHD_N_CLASSES, "SHD training file", cache_dir)
     test_src = _source(SHD_FILES, "shd_test.h5", data_dir, binning, SHD_N_CLASSES, "SHD test file", cache_dir)
     full = _lazy(train_src, "shd", workers)
@@ -621,7 +641,7 @@ def load_shd(
 def load_ssc(
     *,
     data_dir: str | os.PathLike[str] | None = None,
-    binning: SpikeBinning = SRNN_BINNING,
+    binning: SpikeBinning | Mapping[str, Any] = SRNN_BINNING,
     cache_dir: str | os.PathLike[str] | None = None,
     workers: int = 0,
 ) -> TaskSplits:
@@ -645,6 +665,7 @@ def load_ssc(
     Raises:
         DataNotFoundError, DataFormatError, ConfigError: as :func:`load_shd` (labels in [0, 35)).
     """
+    binning = as_binning(binning)
     workers = check_int("workers", workers, 0)
     sources = {
         part: _source(SSC_FILES, f"ssc_{stem}.h5", data_dir, binning, SSC_N_CLASSES, f"SSC {role} file", cache_dir)
