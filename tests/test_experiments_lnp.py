@@ -339,3 +339,19 @@ def test_ecg_task_reads_qtdb_files_and_scores_every_step(tmp_path):
     missing = LNPExperimentConfig.from_dict({"quick": True, "task_options": {"ecg": {"data_dir": str(tmp_path / "x")}}})
     with pytest.raises(DataNotFoundError):
         evaluate_on_task(build_dense(missing, 0), "ecg", 0, missing)
+
+
+def test_real_world_series_are_lnp_prediction_tasks():
+    from hrsnn.experiments.lnp import LNPExperimentConfig, build_dense, evaluate_on_task, load_task
+    from hrsnn.tasks.series import santafe_laser_series
+
+    config = LNPExperimentConfig.from_dict({"quick": True, "tasks": ["santafe_laser", "sunspots"]})
+    laser = load_task("santafe_laser", 0, config)
+    assert laser.train.n_channels == 20 and laser.train.n_steps == 50  # the population code, the quick window
+    # the first training window's target is the standardised sample after its first step (one-step prediction)
+    series = santafe_laser_series().astype(float).ravel()
+    train_part = series[: round(0.7 * series.size)]
+    first = (series[1] - train_part.mean()) / train_part.std()
+    assert float(laser.train.y[0, 0, 0]) == pytest.approx(first, rel=1e-6)
+    scores = evaluate_on_task(build_dense(config, 0), "sunspots", 0, config)
+    assert scores["metric_name"] == "nrmse" and scores["metric"] < 0.8  # the mean gives 1.0; seeds 0-2: 0.50-0.57

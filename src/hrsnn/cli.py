@@ -30,7 +30,7 @@ LYAPUNOV_METHODS = ("exact", "rate", "surrogate")
 LYAPUNOV_DRIVES = ("constant", "gaussian", "poisson", "zeros")
 """Input kinds (the keys of :data:`hrsnn.dynamics.snn.DRIVES`)."""
 
-LNP_TASKS = ("digits", "ecg", "lorenz", "mackey_glass", "rossler")
+LNP_TASKS = ("digits", "ecg", "lorenz", "mackey_glass", "rossler", "santafe_laser", "sunspots")
 """Tasks of the LNP experiment (the keys of :data:`hrsnn.experiments.lnp.TASKS`)."""
 
 DEFAULT_TAU_M = '{"dist": "gamma", "shape": 3.0, "scale": 6.0, "floor": 2.0}'

@@ -106,6 +106,8 @@ from hrsnn.tasks import (
     load_mackey_glass,
     load_qtdb,
     load_rossler,
+    load_santafe_laser,
+    load_sunspots,
 )
 from hrsnn.timescales import sampler_from_dict
 from hrsnn.training import TrainConfig, Trainer
@@ -189,13 +191,14 @@ class TaskSpec:
     present_steps: int = 1
 
 
-def _chaotic(load: Callable[..., Any]) -> TaskSpec:
-    """One-step prediction of a chaotic series from a 20-field population code, scored after 20 warm-up steps."""
+def _chaotic(load: Callable[..., Any], **options: Any) -> TaskSpec:
+    """One-step prediction of a (chaotic or real) series from a 20-field population code, scored after 20 warm-up
+    steps; ``options`` are further loader defaults."""
     return TaskSpec(
         load,
         "regression",
         "nrmse",
-        MappingProxyType({"encoding": "population", "n_fields": 20}),
+        MappingProxyType({"encoding": "population", "n_fields": 20, **options}),
         MappingProxyType({"skip": 20}),
     )
 
@@ -205,6 +208,8 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
         "lorenz": _chaotic(load_lorenz),
         "rossler": _chaotic(load_rossler),
         "mackey_glass": _chaotic(load_mackey_glass),
+        "santafe_laser": _chaotic(load_santafe_laser),
+        "sunspots": _chaotic(load_sunspots, resolution="monthly", window=60),
         "ecg": TaskSpec(
             load_qtdb,
             "classification",
@@ -227,7 +232,10 @@ standardised state from a 20-field Gaussian population code per variable (spec �
 Mackey–Glass: the same for the 1-D series (τ = 17, sampled every time unit); ecg: the SRNN authors' QTDB ECG (real
 data, 4 spike channels, a wave label per step, per-step accuracy; found as by ``hrsnn train --task ecg``, or
 ``task_options.ecg.data_dir``; 556 training sequences of 1301 steps, so it costs far more than the others);
-digits: sklearn's 8×8 digits, one image row per input step held for 5 steps (40 steps)."""
+digits: sklearn's 8×8 digits, one image row per input step held for 5 steps (40 steps); santafe_laser and sunspots:
+the real-world series (the LNP paper's second kind of prediction task; its stock-price series is not public), the Santa
+Fe laser (10,093 points, windows of 100) and the monthly sunspot numbers (3,126 months, windows of 60), coded like the
+chaotic series."""
 
 
 # ----------------------------------------------------------------------------------------------------- config
@@ -278,6 +286,7 @@ QUICK_PRESET: Mapping[str, Any] = MappingProxyType(
             "lorenz": {"n_steps": 1500, "transient": 200, "window": 50},
             "rossler": {"n_steps": 1500, "transient": 200, "window": 50},
             "mackey_glass": {"n_steps": 1500, "transient": 200, "window": 50},
+            "santafe_laser": {"window": 50},
             "digits": {"present_steps": 2},
         },
     }
