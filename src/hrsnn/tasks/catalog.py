@@ -14,35 +14,12 @@ from types import MappingProxyType
 
 from hrsnn.errors import ConfigError
 from hrsnn.tasks.cifar import CIFAR10_FILES
-from hrsnn.tasks.files import DatasetFiles, RemoteFile, download_root, fetch, status
+from hrsnn.tasks.ecg import QTDB_FILES
+from hrsnn.tasks.files import DatasetFiles, download_root, fetch, status
 from hrsnn.tasks.mnist import MNIST_FILES
 from hrsnn.tasks.spiking_audio import SHD_FILES, SSC_FILES
 
-__all__ = ["FILE_DATASETS", "PACKAGED_DATASETS", "QTDB_FILES", "PackagedData", "cmd_data_fetch", "cmd_data_list"]
-
-_QTDB_RAW = "https://raw.githubusercontent.com/byin-cwi/Efficient-spiking-networks/1331f6c052e73d48eb71a1dc62239948e874ecb2"
-
-QTDB_FILES = DatasetFiles(
-    name="qtdb",
-    folder="qtdb",
-    files=(
-        RemoteFile(
-            "QTDB_train.mat",
-            f"{_QTDB_RAW}/data/QTDB_train.mat",
-            "sha256:72d1a10c96f1540880447e07256835d66da419c0b34f3dff495731a7928c5bc7",
-            size=537_262,
-        ),
-        RemoteFile(
-            "QTDB_test.mat",
-            f"{_QTDB_RAW}/data/QTDB_test.mat",
-            "sha256:916f11e21679a5b61988305bbb7cd1e6df8b34f1ed4a157a7a4e295d400ef232",
-            size=112_720,
-        ),
-    ),
-    description="QT database ECG, the SRNN authors' level-crossing encoding (618 train / 141 test records)",
-    homepage="https://github.com/byin-cwi/Efficient-spiking-networks (MIT licence)",
-)
-"""The SRNN authors' encoded QTDB files, pinned to one commit of their repository."""
+__all__ = ["FILE_DATASETS", "PACKAGED_DATASETS", "PackagedData", "cmd_data_fetch", "cmd_data_list"]
 
 FILE_DATASETS: Mapping[str, DatasetFiles] = MappingProxyType(
     {d.name: d for d in (QTDB_FILES, SHD_FILES, SSC_FILES, MNIST_FILES, CIFAR10_FILES)}

@@ -25,12 +25,13 @@ from hrsnn.tasks.base import (
     _is_int,
     _split_name,
     nonfinite_reason,
-    resolve_data_dir,
     split_indices,
 )
+from hrsnn.tasks.files import DatasetFiles, RemoteFile, locate
 
 __all__ = [
     "QTDB_CLASSES",
+    "QTDB_FILES",
     "QTDB_TEST_FILE",
     "QTDB_TRAIN_FILE",
     "encode_ecg_level_crossing",
@@ -45,6 +46,30 @@ QTDB_TRAIN_FILE = Path("qtdb") / "QTDB_train.mat"
 
 QTDB_TEST_FILE = Path("qtdb") / "QTDB_test.mat"
 """Test file, relative to the data folder."""
+
+_QTDB_RAW = "https://raw.githubusercontent.com/byin-cwi/Efficient-spiking-networks/1331f6c052e73d48eb71a1dc62239948e874ecb2"
+
+QTDB_FILES = DatasetFiles(
+    name="qtdb",
+    folder="qtdb",
+    files=(
+        RemoteFile(
+            "QTDB_train.mat",
+            f"{_QTDB_RAW}/data/QTDB_train.mat",
+            "sha256:72d1a10c96f1540880447e07256835d66da419c0b34f3dff495731a7928c5bc7",
+            size=537_262,
+        ),
+        RemoteFile(
+            "QTDB_test.mat",
+            f"{_QTDB_RAW}/data/QTDB_test.mat",
+            "sha256:916f11e21679a5b61988305bbb7cd1e6df8b34f1ed4a157a7a4e295d400ef232",
+            size=112_720,
+        ),
+    ),
+    description="QT database ECG, the SRNN authors' level-crossing encoding (618 train / 141 test records)",
+    homepage="https://github.com/byin-cwi/Efficient-spiking-networks (MIT licence)",
+)
+"""The SRNN authors' encoded QTDB files, pinned to one commit of their repository."""
 
 _SCORED_FROM_STEP = 10  # the authors' loss and accuracy skip steps t < 10
 
@@ -107,8 +132,9 @@ def load_qtdb(
     :func:`~hrsnn.tasks.base.split_train_val`); the 141 test records are untouched.
 
     Args:
-        data_dir: folder holding ``qtdb/QTDB_train.mat`` and ``qtdb/QTDB_test.mat``; None looks it up with
-            :func:`~hrsnn.tasks.base.resolve_data_dir` (``HRSNN_DATA``, then ``../shared/data``).
+        data_dir: folder holding ``qtdb/QTDB_train.mat`` and ``qtdb/QTDB_test.mat``; None looks in the default
+            roots (:func:`hrsnn.tasks.files.candidate_roots`: ``HRSNN_DATA``, else ``../shared/data`` and
+            ``~/.hrsnn/data``, where ``hrsnn data fetch qtdb`` puts them).
         val_fraction: fraction of training records held out for validation, in [0, 1).
         seed: seed of the validation split.
 
@@ -124,8 +150,8 @@ def load_qtdb(
             NaN/inf (with the sample, step and channel of the first bad value and their count).
         ConfigError: naming ``val_fraction``, ``seed`` or ``data_dir``.
     """
-    root = resolve_data_dir(data_dir)
-    train_path, test_path = root / QTDB_TRAIN_FILE, root / QTDB_TEST_FILE
+    train_path = locate(QTDB_FILES, QTDB_TRAIN_FILE.name, data_dir)
+    test_path = locate(QTDB_FILES, QTDB_TEST_FILE.name, data_dir)
     full = _to_dataset(*_read_qtdb_file(train_path), name="qtdb")
     test = _to_dataset(*_read_qtdb_file(test_path), name=_split_name("qtdb", "test"))
     train_idx, val_idx = split_indices(full, val_fraction, seed)
