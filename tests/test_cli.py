@@ -14,6 +14,7 @@ import pytest
 from _helpers import run_cli
 
 from hrsnn.cli import main
+from hrsnn.experiments.runner import ExperimentConfig, load_splits
 from hrsnn.experiments.store import RunNotFoundError, RunStore
 
 TINY = [
@@ -34,7 +35,10 @@ def test_train_json_records_run_and_runs_commands(capsys, tmp_path):
     record = store.get_run(1)
     assert record.status == "completed" and len(record.epochs) == 2
     assert record.config["model"]["layers"][0]["size"] == 8
-    assert {a["kind"] for a in record.artifacts} == {"model", "checkpoint", "efficiency"}
+    assert {a["kind"] for a in record.artifacts} == {"model", "checkpoint", "efficiency", "task"}
+    task = json.loads(next(tmp_path.glob("runs/run-00001/task.json")).read_text())
+    splits = load_splits(ExperimentConfig.from_dict(record.config))
+    assert task["task"] == "digits" and task["test_indices"] == list(splits.info["test_indices"])
     # every run records its operation counts and energy (per test sequence) with its metrics
     assert record.final_metrics["ops_steps"] == 8 and record.final_metrics["energy_pj.float32_45nm"] > 0
     assert record.final_metrics["energy_pj.float32_45nm"] == pytest.approx(

@@ -548,6 +548,9 @@ def _train_and_test(
     """The body of :func:`run_experiment` once its run is recorded (every failure here is recorded too)."""
     torch.set_num_threads(config.threads or auto_threads(model))
     run_dir.mkdir(parents=True, exist_ok=True)
+    task_path = run_dir / "task.json"  # what the data were: split indices, permutation, binning, source files
+    save_json(task_path, {"task": config.task.name, **splits.info})
+    store.add_artifact(run_id, "task", task_path)
     checkpoint = run_dir / "checkpoint.safetensors"
     trainer = Trainer(
         model, train_config, checkpoint_path=checkpoint, on_epoch=lambda e, m: store.log_epoch(run_id, e, m)
