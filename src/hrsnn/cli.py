@@ -1,4 +1,4 @@
-"""Command-line interface: ``hrsnn train | runs list | runs show | data | lyapunov | lnp | energy | nir | demo``.
+"""Command-line interface: ``hrsnn train | runs | data | lyapunov | lnp | energy | nir | report | demo``.
 
 Every sub-command's options are declared here; the handlers that need torch are imported only when their
 sub-command runs, so ``hrsnn --help`` and ``hrsnn runs list`` start quickly.
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hrsnn import interchange
+from hrsnn import interchange, report
 from hrsnn.config import deep_update, parse_overrides, read_config_file
 from hrsnn.errors import ConfigError, DataNotFoundError, NonFiniteError, RunInterrupted, Terminated
 from hrsnn.experiments.store import RunNotFoundError, RunStore, format_run, format_runs_table
@@ -287,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lnp_parser(sub)
     _add_energy_parser(sub)
     interchange.add_parser(sub)
+    report.add_parser(sub)
 
     demo = sub.add_parser("demo", help="train a small heterogeneous ALIF RSNN on sequential digits")
     demo.add_argument("--epochs", type=int, help="training epochs (default: the digits preset's 60)")
