@@ -1,4 +1,4 @@
-"""Command-line interface: ``hrsnn train | runs | data | lyapunov | lnp | energy | nir | report | demo``.
+"""Command-line interface: ``hrsnn train | runs | data | lyapunov | lnp | sweep | energy | nir | report | demo``.
 
 Every sub-command's options are declared here; the handlers that need torch are imported only when their
 sub-command runs, so ``hrsnn --help`` and ``hrsnn runs list`` start quickly.
@@ -21,6 +21,7 @@ from hrsnn import interchange, report
 from hrsnn.config import deep_update, parse_overrides, read_config_file
 from hrsnn.errors import ConfigError, DataNotFoundError, NonFiniteError, RunInterrupted, Terminated
 from hrsnn.experiments.store import RunNotFoundError, RunStore, format_run, format_runs_table
+from hrsnn.experiments.sweep import add_parser as _add_sweep_parser
 
 if TYPE_CHECKING:
     from hrsnn.experiments.runner import ExperimentConfig, RunResult
@@ -285,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_parser(sub)
     _add_lyapunov_parser(sub)
     _add_lnp_parser(sub)
+    _add_sweep_parser(sub)
     _add_energy_parser(sub)
     interchange.add_parser(sub)
     report.add_parser(sub)

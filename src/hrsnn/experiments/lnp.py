@@ -533,9 +533,11 @@ class LNPExperimentConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LNPExperimentConfig:
-        """Parse a plain dict; with ``quick: true`` it is merged over :data:`QUICK_PRESET`. Errors name the field."""
+        """Parse a plain dict; with ``quick: true`` it is merged over :data:`QUICK_PRESET`. Errors name the field. A
+        ``sweep`` entry (the link :mod:`hrsnn.experiments.sweep` records in its runs' configs) is not part of it."""
         if not isinstance(data, Mapping):
             raise ConfigError("config", data, "must be a table/mapping")
+        data = {k: v for k, v in data.items() if k != "sweep"}
         if data.get("quick") is True:
             data = deep_update(to_dict(QUICK_PRESET), data)
         return from_dict(cls, data, "config")

@@ -94,7 +94,9 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExperimentConfig:
-        """Merge ``data`` over the preset of its task and arch and parse it; errors name the bad field."""
+        """Merge ``data`` over the preset of its task and arch and parse it; errors name the bad field. A ``sweep``
+        entry (the link :mod:`hrsnn.experiments.sweep` records in its runs' configs) is not part of the experiment."""
+        data = {k: v for k, v in data.items() if k != "sweep"}
         task = data.get("task", {})
         task_name = task.get("name", "digits") if isinstance(task, Mapping) else "digits"
         arch = data.get("arch", "srnn")

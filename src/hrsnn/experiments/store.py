@@ -1138,6 +1138,16 @@ def _section(title: str, obj: Mapping[str, Any]) -> list[str]:
     return [f"{title}:", *(f"  {k.ljust(width)}  {v}" for k, v in pairs)]
 
 
+def _resume_command(record: RunRecord) -> str:
+    """How to resume a crashed run: a sweep, and a run of a sweep's trial, through ``hrsnn sweep --resume``."""
+    sweep = record.config.get("sweep")
+    if record.kind == "sweep":
+        return f"hrsnn sweep --resume {record.id}"
+    if isinstance(sweep, Mapping) and "id" in sweep:
+        return f"hrsnn sweep --resume {sweep['id']}"
+    return f"hrsnn {'lnp' if record.kind == 'lnp' else 'train'} --resume {record.id}"
+
+
 def format_run(record: RunRecord, *, max_epochs: int = 20) -> str:
     """Render one run as a readable multi-line report.
 
@@ -1157,7 +1167,7 @@ def format_run(record: RunRecord, *, max_epochs: int = 20) -> str:
     if record.reason:
         lines.append(f"  reason    {record.reason}")
     if record.state in DERIVED_STATES:
-        lines.append(f"  resume    hrsnn {'lnp' if record.kind == 'lnp' else 'train'} --resume {record.id}")
+        lines.append(f"  resume    {_resume_command(record)}")
     lines += [
         f"  created   {record.created_at}",
         f"  finished  {record.finished_at or '-'}",
