@@ -596,3 +596,32 @@ def test_ray_backend_runs_trials_as_tasks_and_brings_runs_and_artifacts_to_the_d
             assert path.parent == runs_dir / f"run-{record.id:05d}" and path.stat().st_size > 0
         task = json.loads(paths["task"].read_text())
         assert task["task"] == "digits"
+
+
+def test_importances_of_a_maximised_objective_equal_optunas_own_for_the_study_direction():
+    """Optuna's default evaluator takes a given target as lower-is-better; a maximised objective must be flipped."""
+    import random
+
+    import optuna
+
+    from hrsnn.experiments.sweep import _importances
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    rng = random.Random(0)
+    for _ in range(60):
+        a, b = rng.uniform(0.01, 1.0), rng.uniform(0.01, 1.0)
+        trial = optuna.trial.create_trial(
+            params={"train.lr": a, "train.gamma": b},
+            distributions={
+                "train.lr": optuna.distributions.FloatDistribution(0.01, 1),
+                "train.gamma": optuna.distributions.FloatDistribution(0.01, 1),
+            },
+            value=(a if a > 0.8 else 0.0) + 0.3 * b,  # only high lr matters for the best trials
+        )
+        study.add_trial(trial)
+    unit = {"type": "uniform", "low": 0.01, "high": 1.0}
+    space = {"train.lr": unit, "train.gamma": unit}
+    ranked, note = _importances(_config(space=space, sampler="random", budget={"n_trials": 60}), study)
+    assert note is None
+    want = optuna.importance.get_param_importances(study)  # no target: the study's own direction
+    assert ranked["val_accuracy"] == pytest.approx(want) and max(want, key=want.get) == "train.lr"

@@ -1494,7 +1494,9 @@ def _importances(config: SweepConfig, study: optuna.Study) -> tuple[dict[str, di
             continue
         try:
             with _warnings_off():
-                ranked = optuna.importance.get_param_importances(study, target=lambda t, i=i: t.values[i])
+                # with a target, Optuna's default evaluator (PED-ANOVA) takes lower as better: flip maximised ones
+                sign = -1.0 if objective.direction == "maximize" else 1.0
+                ranked = optuna.importance.get_param_importances(study, target=lambda t, i=i, c=sign: c * t.values[i])
         except (ValueError, RuntimeError, ZeroDivisionError) as exc:
             out[objective.metric] = None
             note = f"not computable: {exc}"
