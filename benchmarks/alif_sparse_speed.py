@@ -4,21 +4,27 @@ What is measured. One recurrent ALIF layer built by hrsnn (heterogeneous τ_m an
 dense recurrent mask or an Erdős–Rényi mask of ``--density`` (default 0.1), driven by B = 64 sequences of
 128 Bernoulli(0.05) input channels, float32 on the CPU. Contenders:
 
-- ``hrsnn``: the layer as the library runs it (fused kernel; a pruned layer of N >= 2048 takes the CSR path);
+- ``hrsnn``: the layer as the library runs it (fused kernel on the compiled kernels of :mod:`hrsnn._native` when a C
+  compiler is available; a pruned layer takes the sparse path);
+- ``pytorch``: the same layer on the PyTorch fallback (``HRSNN_NATIVE=0``: what runs without a C compiler);
 - ``plain``: a plain PyTorch loop of the same ALIF equations (:mod:`hrsnn.neurons`), whose recurrent product
   multiplies the masked dense matrix, as every peer library does with a mask.
+
+``--contenders`` picks among them (default all three).
 
 Norse's ``LSNNRecurrent`` is not timed against the ALIF layer: its adaptation enters the threshold after the spike
 and its reset is Norse's (to a fixed value in the spiking step), which no parameter mapping turns into this ALIF map.
 
-First a spike-identity check (hrsnn against the plain loop, float64, ``--identity-steps`` steps, both masks: number
-of differing spikes and the largest relative difference of dL/dW_rec), then timings: each (contender, mask) in a fresh
-process, ``--passes`` interleaved passes, median of ``--repeats`` forward and forward+backward calls (loss = number of
-spikes) after a warm-up, peak RSS. Ratios: plain / hrsnn (> 1: hrsnn faster) and dense / pruned per contender.
+First a spike-identity check (hrsnn, on each of its two paths, against the plain loop, float64, ``--identity-steps``
+steps, both masks: number of differing spikes and the largest relative difference of dL/dW_rec), then timings: each
+(contender, mask) in a fresh process, ``--passes`` interleaved passes, median of ``--repeats`` forward and
+forward+backward calls (loss = number of spikes) after a warm-up, peak RSS. Ratios: each contender against hrsnn
+(> 1: hrsnn faster) and dense / pruned per contender.
 Finally hrsnn's peak memory of forward+backward at T, 2T and 4T (N = ``--memory-size``): BPTT memory grows linearly in
 T when the increments are equal.
 
-Run: ``python benchmarks/alif_sparse_speed.py [--sizes 4096] [--steps 250]``; ``--quick``: N = 1024, T = 30.
+Run: ``python benchmarks/alif_sparse_speed.py [--sizes 4096] [--steps 250] [--contenders hrsnn,pytorch,plain]``;
+``--quick``: N = 1024, T = 30.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +46,7 @@ from torch import Tensor, nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kernel_speed import median_time, peak_rss_mib
 
+from hrsnn import _native
 from hrsnn.connectivity import ConnectivitySpec
 from hrsnn.network import RSNN, LayerConfig, NeuronConfig, RSNNConfig, SpikingLayer
 from hrsnn.neurons import ALIFState, alif_step
@@ -92,7 +100,11 @@ def hrsnn_runner(layer: SpikingLayer) -> tuple[Callable[[Tensor], Tensor], Calla
     return run, lambda: torch.where(layer.mask, layer.weight_rec.grad, 0.0)  # type: ignore[union-attr, arg-type]
 
 
-RUNNERS = {"hrsnn": hrsnn_runner, "plain": plain_runner}
+RUNNERS = {"hrsnn": hrsnn_runner, "pytorch": hrsnn_runner, "plain": plain_runner}
+"""Contenders; ``pytorch`` is hrsnn with the compiled kernels off (:data:`ENVIRONMENTS`)."""
+
+ENVIRONMENTS = {"pytorch": {_native.ENV_SWITCH: "0"}}
+"""Extra environment variables of each contender's worker process."""
 
 
 def worker(name: str, n: int, density: float, steps: int, repeats: int, threads: int, fwd: bool) -> dict[str, float]:
@@ -114,7 +126,7 @@ def worker(name: str, n: int, density: float, steps: int, repeats: int, threads:
 
 
 def spawn(name: str, n: int, density: float, steps: int, repeats: int, threads: int, fwd: bool) -> dict[str, float]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **ENVIRONMENTS.get(name, {}))
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, "--sizes", str(n), "--density", str(density),
            "--steps", str(steps), "--repeats", str(repeats), "--threads", str(threads)] + ([] if fwd else ["--no-fwd"])
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -123,14 +135,16 @@ def spawn(name: str, n: int, density: float, steps: int, repeats: int, threads: 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def identity(n: int, density: float, steps: int) -> dict[str, Any]:
-    """hrsnn against the plain loop in float64: differing spikes and max relative difference of dL/dW_rec."""
+def identity(n: int, density: float, steps: int, name: str) -> dict[str, Any]:
+    """hrsnn (contender ``name``) against the plain loop in float64: differing spikes and max relative difference of
+    dL/dW_rec."""
     results = []
-    for name in ("plain", "hrsnn"):
+    for contender in ("plain", name):
         layer, x = make_layer(n, density, steps, torch.float64)
-        run, grad = RUNNERS[name](layer)
-        spikes = run(x.double())
-        spikes.sum().backward()
+        run, grad = RUNNERS[contender](layer)
+        with mock.patch.dict(os.environ, ENVIRONMENTS.get(contender, {})):
+            spikes = run(x.double())
+            spikes.sum().backward()
         results.append((spikes.detach(), grad()))
     (s_ref, g_ref), (s, g) = results
     return {"rate": float(s_ref.mean()), "mismatches": int((s != s_ref).sum()), "of": s.numel(),
@@ -147,6 +161,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory-size", type=int, default=512)
+    parser.add_argument("--contenders", default=",".join(RUNNERS), help="among hrsnn, pytorch, plain")
     parser.add_argument("--quick", action="store_true", help="N = 1024, T = 30, 1 pass, 2 repeats")
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -160,23 +175,30 @@ def main() -> None:
         return
     if args.quick:
         sizes, args.steps, args.passes, args.repeats, args.identity_steps = [1024], 30, 1, 2, 20
+    contenders = args.contenders.split(",")
+    unknown = [c for c in contenders if c not in RUNNERS]
+    if unknown:
+        parser.error(f"--contenders: unknown {unknown}; choose among {sorted(RUNNERS)}")
     densities = (1.0, args.density)
+    native = _native.kernels()
     print(f"recurrent ALIF layer, B={BATCH}, T={args.steps}, {N_INPUTS} Bernoulli({INPUT_RATE}) inputs, float32, "
-          f"threads={args.threads}, {args.passes} interleaved passes × median of {args.repeats}")  # fmt: skip
+          f"threads={args.threads}, {args.passes} interleaved passes × median of {args.repeats}; compiled kernels: "
+          f"{native.path if native is not None else 'unavailable (hrsnn runs on PyTorch ops)'}")  # fmt: skip
     report: dict[str, Any] = {"steps": args.steps, "threads": args.threads, "sizes": {}}
     for n in sizes:
         entry: dict[str, Any] = {"identity": {}, "timing": {}}
         report["sizes"][str(n)] = entry
         for d in densities:
-            check = identity(n, d, args.identity_steps)
-            entry["identity"][str(d)] = check
-            print(f"  identity N={n} density={d:g} float64 T={args.identity_steps}: spike rate {check['rate']:.3f}, "
-                  f"{check['mismatches']} of {check['of']} spikes differ, dW_rec max rel. diff "
-                  f"{check['grad_rel_err']:.1e}")  # fmt: skip
+            for name in (c for c in contenders if c != "plain"):
+                check = identity(n, d, args.identity_steps, name)
+                entry["identity"][f"{name}@{d:g}"] = check
+                print(f"  identity {name} N={n} density={d:g} float64 T={args.identity_steps}: spike rate "
+                      f"{check['rate']:.3f}, {check['mismatches']} of {check['of']} spikes differ, dW_rec max rel. "
+                      f"diff {check['grad_rel_err']:.1e}")  # fmt: skip
         runs: dict[tuple[str, float], list[dict[str, float]]] = {}
         for _ in range(args.passes):
             for d in densities:
-                for name in RUNNERS:
+                for name in contenders:
                     r = spawn(name, n, d, args.steps, args.repeats, args.threads, fwd=True)
                     runs.setdefault((name, d), []).append(r)
         print(f"  N={n}: {'contender':8s} {'mask':>6s} {'fwd ms':>9s} {'fwd+bwd ms':>11s} {'peak MiB':>9s}  per pass")
@@ -189,10 +211,14 @@ def main() -> None:
                   f"{m['rss_fwdbwd_mib']:9.0f}  {per_pass}")  # fmt: skip
             entry["timing"][f"{name}@{d:g}"] = {**m, "fwdbwd_passes_s": [r["fwdbwd_s"] for r in rs]}
         for d in densities:
-            p, h = med[("plain", d)], med[("hrsnn", d)]
-            print(f"    mask {d:g}: plain / hrsnn = {p['fwd_s'] / h['fwd_s']:.2f} (fwd), "
-                  f"{p['fwdbwd_s'] / h['fwdbwd_s']:.2f} (fwd+bwd)")  # fmt: skip
-        for name in RUNNERS:
+            if "hrsnn" not in contenders:
+                break
+            h = med[("hrsnn", d)]
+            for name in (c for c in contenders if c != "hrsnn"):
+                p = med[(name, d)]
+                print(f"    mask {d:g}: {name} / hrsnn = {p['fwd_s'] / h['fwd_s']:.2f} (fwd), "
+                      f"{p['fwdbwd_s'] / h['fwdbwd_s']:.2f} (fwd+bwd)")  # fmt: skip
+        for name in contenders:
             dense, pruned = med[(name, 1.0)], med[(name, args.density)]
             print(f"    {name}: dense / pruned = {dense['fwd_s'] / pruned['fwd_s']:.2f} (fwd), "
                   f"{dense['fwdbwd_s'] / pruned['fwdbwd_s']:.2f} (fwd+bwd)")  # fmt: skip

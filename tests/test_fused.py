@@ -5,12 +5,23 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hrsnn import _native
 from hrsnn import fused as fused_module
 from hrsnn.errors import ConfigError
 from hrsnn.fused import Recurrence, alif_sequence, alif_sequence_tm, integrator_sequence_tm, lif_hard_sequence_tm
 from hrsnn.network import RSNN, LayerConfig, NeuronConfig, RSNNConfig
 from hrsnn.neurons import ALIFState, alif_step, leaky_readout_step, lif_hard_reset_step
 from hrsnn.surrogates import SURROGATES, MultiGaussian, Triangle, make_surrogate
+
+
+@pytest.fixture(params=["native", "pytorch"], autouse=True)
+def kernel_path(request, monkeypatch):
+    """Every test of this module runs on the compiled kernels and on the PyTorch fallback (HRSNN_NATIVE=0)."""
+    if request.param == "pytorch":
+        monkeypatch.setenv(_native.ENV_SWITCH, "0")
+    elif _native.kernels() is None:
+        pytest.skip("compiled kernels unavailable (no working C compiler)")
+    return request.param
 
 
 def _reference(currents, weight, bias, alpha, rho, state, *, b0, beta, surrogate):
@@ -293,6 +304,7 @@ def test_recurrence_picks_csr_by_size_and_density_and_its_weight_gradient_is_the
     dense_w = torch.randn(n, n, dtype=torch.float64)
     assert not Recurrence(sparse_w, None).sparse  # below SPARSE_MIN_SIZE
     monkeypatch.setattr(fused_module, "SPARSE_MIN_SIZE", 32)
+    monkeypatch.setattr(fused_module, "NATIVE_SPARSE_MIN_SIZE", 32)
     assert Recurrence(sparse_w, None).sparse and not Recurrence(dense_w, None).sparse
     assert not Recurrence(sparse_w, False).sparse
     assert not Recurrence(sparse_w, None, mask=torch.ones(n, n, dtype=torch.bool)).sparse  # the mask decides
@@ -335,6 +347,7 @@ def test_event_driven_products_equal_dense_ones_and_are_chosen_by_spike_count(sp
     event_rate, grad_rate = fused_module.EVENT_RATE, fused_module.EVENT_RATE_GRAD
     assert not Recurrence(w, False)._use_events(few, event_rate)  # a small layer never goes event-driven by itself
     monkeypatch.setattr(fused_module, "SPARSE_MIN_SIZE", 16)
+    monkeypatch.setattr(fused_module, "NATIVE_EVENT_MIN_SIZE", 16)
     rec = Recurrence(w, False)
     assert rec._use_events(few, event_rate) and not rec._use_events(many, event_rate)  # 1/64 <= EVENT_RATE = 0.03 < 1
     assert not rec._use_events(few[:2], grad_rate) and rec._use_events(few, grad_rate)  # 0.02: 1/32 > it >= 1/64

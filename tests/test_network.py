@@ -412,6 +412,7 @@ def test_pruned_network_fused_kernels_equal_step_loop_in_float64(kind, readout, 
     """Whole network (sparse recurrent layer on the CSR path, feed-forward layer, readout): identical spikes and
     every parameter gradient to 1e-10 relative against the step-function reference."""
     monkeypatch.setattr(fused_module, "SPARSE_MIN_SIZE", 32)  # the CSR path for a small layer
+    monkeypatch.setattr(fused_module, "NATIVE_SPARSE_MIN_SIZE", 32)  # likewise with the compiled kernels
     model = _pruned_model(kind, readout)
     layer = model.layers[0]
     assert Recurrence(layer.effective_recurrent_weight().detach(), None, layer.mask).sparse

@@ -45,15 +45,30 @@ backward :math:`\bar c_t = (1-\alpha)\bar u_t`, :math:`\bar u_{t-1} = \alpha\bar
 :math:`\bar\alpha = \sum\bar u_t(u_{t-1} - c_t)`.
 
 Sparse recurrence (:class:`Recurrence`). When the synapse mask is sparse (a pruned network), the recurrent products
-run on CSR copies of W and Wᵀ built once per call, and the weight gradient is kept only on the mask's entries; where
-this pays is :data:`SPARSE_DENSITY` and :data:`SPARSE_MIN_SIZE` (measured: 1.4× at N = 4096 and 10 % density,
-nothing below 1024 neurons). Where few neurons fire (layers of N ≥ 2048), the forward recurrent product and the
-weight gradient are event-driven: a CSR matrix of the spikes times Wᵀ, whose cost grows with the spike count
-(:data:`EVENT_RATE`, :data:`EVENT_RATE_GRAD`). The backward product Ī W stays dense in the spikes (the surrogate
-derivative is nonzero almost everywhere) and sparse only in W.
+run on sparse copies of W built once per call, and the weight gradient is kept only on the mask's entries; where
+this pays is :data:`SPARSE_DENSITY` and :data:`SPARSE_MIN_SIZE` (PyTorch ops; measured: 1.4× at N = 4096 and 10 %
+density, nothing below 1024 neurons) and :data:`NATIVE_SPARSE_DENSITY`, :data:`NATIVE_SPARSE_MIN_SIZE` (compiled
+kernels). Where few neurons fire, the forward recurrent product and the weight gradient are event-driven: their cost
+grows with the spike count (:data:`EVENT_RATE`, :data:`EVENT_RATE_GRAD`; :data:`NATIVE_EVENT_RATE`,
+:data:`NATIVE_EVENT_RATE_SPARSE`, :data:`NATIVE_EVENT_WORK_GRAD`). The backward product Ī W stays dense in the
+spikes (the surrogate derivative is nonzero almost everywhere) and sparse only in W.
+
+Compiled kernels (:mod:`hrsnn._native`; CPU, float32 and float64). When a C compiler is available (built once per
+machine into a cache folder; ``HRSNN_NATIVE=0`` turns them off, and without a compiler everything runs on the
+PyTorch ops described above), the ALIF/LIF kernel runs each forward step as one compiled pass per sample (the
+spike-driven product, then the neuron update; the step's spike count comes back for free and decides the next
+step's product) and each backward step as one pass (the surrogate derivative of :mod:`hrsnn.surrogates` evaluated
+in place, the adjoint update, and for a sparse W the product Ī W); a dense W's backward product stays PyTorch's
+matrix product. The sparse W is kept in CSR by source neuron (the targets of each neuron, for the spike-driven
+forward product and the weight gradient) and, for the backward product, in tiles of targets whose gradient rows stay
+in cache while every output row takes its entries from them, so that no transposed copies are made. The
+weight gradient of a sparse W gathers, per spike, the gradients of the neuron's targets, and is written only on the
+synapses. Large buffers are backed by transparent huge pages (:data:`HUGE_PAGE_MIN_BYTES`). The hard-reset LIF
+uses the compiled products through :class:`Recurrence`.
 
 Exactness. The kernels evaluate the reference formulas with different roundings (fused ``addcmul``/``lerp``/
-``addmm``, the bias folded into the current, the multi-Gaussian's side lobes summed in closed form). In float64
+``addmm``, the bias folded into the current, the multi-Gaussian's side lobes summed in closed form; in the compiled
+kernels fused multiply-adds, sums in another order and their own vectorised exponential, within a few ulp). In float64
 they agree with the step loop to about 1e-14 with identical spikes (the parity tests ask 1e-12 and 1e-10 for
 gradients); on the authors' ECG model and the 141 QTDB test sequences × 1301 steps not one spike differs. In float32
 the membranes differ by a few ulp (≈ 5e-8), which is harmless until a membrane lands within that distance of its
@@ -68,6 +83,7 @@ penalties) raises :class:`~hrsnn.errors.ConfigError`; set ``layer.fused = False`
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -75,12 +91,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hrsnn import _native
 from hrsnn.errors import ConfigError
-from hrsnn.surrogates import Surrogate
+from hrsnn.surrogates import ArcTan, FastSigmoid, Gaussian, MultiGaussian, SlayerExponential, Surrogate, Triangle
 
 __all__ = [
     "EVENT_RATE",
     "EVENT_RATE_GRAD",
+    "HUGE_PAGE_MIN_BYTES",
+    "NATIVE_EVENT_MIN_SIZE",
+    "NATIVE_EVENT_RATE",
+    "NATIVE_EVENT_RATE_SPARSE",
+    "NATIVE_EVENT_WORK_GRAD",
+    "NATIVE_SPARSE_DENSITY",
+    "NATIVE_SPARSE_MIN_SIZE",
+    "NATIVE_TILE_BYTES",
     "SPARSE_DENSITY",
     "SPARSE_MIN_SIZE",
     "Recurrence",
@@ -90,6 +115,8 @@ __all__ = [
     "integrator_sequence_tm",
     "lif_hard_sequence_tm",
 ]
+
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 BLOCK_BYTES = 1 << 21
 """Size of the blocks of time steps in which the backward pass evaluates the surrogate (2 MiB: cache-sized)."""
@@ -115,6 +142,50 @@ spikes (event-driven). Measured (T = 100, B = 64): N = 4096: 3.2× faster at rat
 2.3×, 0.73×."""
 
 
+NATIVE_SPARSE_DENSITY = 0.2
+"""As :data:`SPARSE_DENSITY`, for the compiled kernels (CSR by source neuron, tiled backward product). Measured
+(ALIF layer, B = 64, T = 40, forward + backward, 1 thread, float32, firing rates 0.3–1 %; dense time / sparse
+time at densities 0.02, 0.05, 0.1, 0.2, 0.3): N = 4096: 3.82, 3.26, 2.50, 1.78, 1.37; N = 2048: 2.88, 2.95, 2.18,
+1.36, 1.13; N = 1024: 1.62, 1.47, 1.35, 1.07, 0.77; N = 512: 1.37, 1.15, 1.12, 1.09, 0.94; N = 256: 1.20, 1.32,
+0.89, 0.98, 1.03."""
+
+NATIVE_SPARSE_MIN_SIZE = 512
+"""As :data:`SPARSE_MIN_SIZE`, for the compiled kernels (see :data:`NATIVE_SPARSE_DENSITY`)."""
+
+NATIVE_EVENT_MIN_SIZE = 64
+"""Smallest layer whose forward product goes spike-driven automatically with the compiled kernels. Measured (one
+product, B = 64, 1 thread; time with PyTorch's product / compiled spike-driven time at rates 0.005, 0.02, 0.1):
+dense W: N = 32: 0.85, 0.79, 0.71; N = 64: 1.28, 1.25, 0.92; N = 128: 2.91, 2.38, 1.56; N = 512: 14.2, 9.1, 2.9;
+N = 4096: 19.7, 5.0, 0.97."""
+
+NATIVE_EVENT_RATE = 0.08
+"""As :data:`EVENT_RATE`, for the compiled kernels with a dense W (a row of Wᵀ added per spike). Measured as in
+:data:`NATIVE_EVENT_MIN_SIZE`, at rates 0.05, 0.1, 0.2: N = 256: 3.3, 2.3, 1.4; N = 1024: 3.1, 1.4, 0.70;
+N = 2048: 2.2, 1.05, 0.50; N = 4096: 1.9, 0.97, 0.42."""
+
+NATIVE_EVENT_RATE_SPARSE = 0.05
+"""As :data:`EVENT_RATE`, for the compiled kernels with a sparse W (the CSR entries of each spike's neuron).
+Measured as in :data:`NATIVE_EVENT_MIN_SIZE` at density 0.1 against PyTorch's CSR product, at rates 0.02, 0.05,
+0.1: N = 256: 4.5, 2.9, 1.7; N = 512: 4.6, 2.4, 0.91; N = 1024: 4.0, 1.9, 0.99; N = 4096: 2.8, 1.3, 0.95."""
+
+NATIVE_EVENT_WORK_GRAD = 0.01
+"""With the compiled kernels and a sparse W, the weight gradient comes from the spikes (gathering, per spike, the
+gradients of the neuron's targets) when the spike fraction times the synapse density is at most this. Measured
+(N = 512, 1024, 4096, T·B = 1280, 1 thread; PyTorch's dense product / compiled time): density 0.05 at rates 0.1,
+0.2, 0.4: 1.7, 0.97, 0.52 / 1.9, 1.17, 0.59 / 2.9, 1.7, 0.82; density 0.2 at rates 0.05, 0.1, 0.2: 1.21, 0.69,
+0.38 / 1.37, 0.81, 0.43 / 2.27, 0.93, 0.50."""
+
+HUGE_PAGE_MIN_BYTES = 1 << 22
+"""With the compiled kernels, buffers of at least this size are backed by transparent huge pages (Linux
+``madvise``), which saves most of the page faults of first writing a fresh buffer: filling a new
+(250, 64, 4096) float32 buffer took 50–85 ms instead of 185–300 ms (2-core Xeon VM)."""
+
+NATIVE_TILE_BYTES = 1 << 16
+"""The compiled sparse backward product reads the gradient rows of this many bytes of targets at a time (at most
+256 targets) while it runs over all output rows. Measured (N = 4096, 10 % density, B = 64, float32, 1 thread, mean
+backward step inside a layer's backward): 7.2, 5.4, 5.3, 4.9 ms for 16, 32, 48, 64 KiB."""
+
+
 def _check_once_differentiable() -> None:
     if torch.is_grad_enabled():  # create_graph=True: a hand-written backward would record an incomplete graph
         raise ConfigError(
@@ -133,12 +204,82 @@ def _block_steps(batch: int, n: int, element_size: int, steps: int) -> int:
     return max(1, min(steps, BLOCK_BYTES // max(1, batch * n * element_size)))
 
 
+def _threads() -> int:
+    return torch.get_num_threads()
+
+
+def _native_for(*tensors: Tensor) -> _native.Kernels | None:
+    """The compiled kernels when they are available and the tensors are CPU float32 or float64 of one dtype."""
+    dtype = tensors[0].dtype
+    if dtype not in (torch.float32, torch.float64) or any(t.device.type != "cpu" or t.dtype != dtype for t in tensors):
+        return None
+    return _native.kernels()
+
+
+class _Steps:
+    """Addresses of the (B, N) slices of a (T, B, N) buffer whose slices are contiguous, for the compiled kernels
+    (None at every step when there is no buffer). Holds the buffer, so that the addresses stay valid."""
+
+    def __init__(self, x: Tensor | None) -> None:
+        self.tensor = x
+        self.base = x.data_ptr() if x is not None else 0
+        self.stride = x.stride(0) * x.element_size() if x is not None else 0
+
+    @classmethod
+    def of_gradient(cls, g: Tensor | None) -> _Steps:
+        """Steps of an incoming gradient: one (B, N) slice for all steps when g repeats along time (the gradient
+        of a sum arrives expanded), else a contiguous copy of g if it is not contiguous."""
+        if g is not None and g.stride(0) == 0:
+            return cls(g[0].contiguous().unsqueeze(0).expand_as(g))
+        return cls(g.contiguous() if g is not None else None)
+
+    def __getitem__(self, t: int) -> int | None:
+        return None if self.tensor is None else self.base + t * self.stride
+
+
+def _buffer(like: Tensor, native: _native.Kernels | None, *shape: int) -> Tensor:
+    """An uninitialised tensor like ``like``; with the compiled kernels, one of at least :data:`HUGE_PAGE_MIN_BYTES`
+    is backed by huge pages where the OS allows."""
+    x = like.new_empty(shape)
+    if native is not None and x.numel() * x.element_size() >= HUGE_PAGE_MIN_BYTES:
+        native.advise_huge_pages(x)
+    return x
+
+
+def _zeros_or_copy(g: Tensor | None, like: Tensor) -> Tensor:
+    """A contiguous copy of the incoming gradient g, or zeros shaped like ``like`` when there is none."""
+    return g.clone(memory_format=torch.contiguous_format) if g is not None else torch.zeros_like(like)
+
+
 def _to_csr(x: Tensor) -> Tensor:
     """``x.to_sparse_csr()`` without PyTorch's "sparse CSR support is in beta" warning (the ops used here are
     tested)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return x.to_sparse_csr()
+
+
+def _native_surrogate(surrogate: Surrogate) -> tuple[int, tuple[float, ...]] | None:
+    """The compiled backward step's code and five constants for the surrogate derivative (``surrogate_row`` in
+    ``_native/kernels_body.h``: the formulas of :mod:`hrsnn.surrogates`), or None for another surrogate class."""
+    sg: Any = surrogate
+    kind = type(surrogate)
+    if kind is MultiGaussian:
+        side2 = (sg.s * sg.sigma) ** 2
+        centre = sg.scale * (1.0 + sg.h) / (_SQRT_2PI * sg.sigma)
+        lobes = sg.scale * sg.h * 2.0 * math.exp(-0.5 * sg.sigma**2 / side2) / (_SQRT_2PI * math.sqrt(side2))
+        return 1, (centre, -0.5 / sg.sigma**2, 0.5 * lobes, -0.5 / side2, sg.sigma / side2)
+    if kind is Gaussian:
+        return 2, (sg.scale / (_SQRT_2PI * sg.sigma), -0.5 / sg.sigma**2, 0.0, 0.0, 0.0)
+    if kind is Triangle:
+        return 3, (sg.scale, sg.width, 0.0, 0.0, 0.0)
+    if kind is SlayerExponential:
+        return 4, (sg.scale, sg.alpha, 0.0, 0.0, 0.0)
+    if kind is FastSigmoid:
+        return 5, (sg.scale, sg.slope, 0.0, 0.0, 0.0)
+    if kind is ArcTan:
+        return 6, (0.5 * sg.alpha * sg.scale, 0.5 * math.pi * sg.alpha, 0.0, 0.0, 0.0)
+    return None
 
 
 def _surrogate_(surrogate: Surrogate, v: Tensor, work: Tensor) -> Tensor:
@@ -149,44 +290,104 @@ def _surrogate_(surrogate: Surrogate, v: Tensor, work: Tensor) -> Tensor:
     return inplace(v, work)
 
 
+def _surrogate_block(
+    k: _ALIFConsts, mem: Tensor, traces: Tensor | None, start: int, end: int, psi: Tensor, work: Tensor, theta: Tensor
+) -> Tensor | None:
+    """ψ_t of the steps t = start + 1 … end into ``psi[: end - start]``; when adaptive, θ_t into ``theta``, returned."""
+    size = end - start
+    th = None
+    if traces is not None:
+        th = torch.mul(traces[start + 1 : end + 1], k.beta, out=theta[:size]).add_(k.b0)
+        torch.sub(mem[start + 1 : end + 1], th, out=psi[:size])
+    else:
+        torch.sub(mem[start + 1 : end + 1], k.b0, out=psi[:size])
+    _surrogate_(k.surrogate, psi[:size], work[:size])
+    return th
+
+
+@dataclass(frozen=True)
+class _Tiles:
+    """The compiled kernels' CSR of Wᵀ in tiles of ``size`` <= 256 targets (``tiles`` of them; entries of tile t and
+    source i from ``tptr[t N + i]`` to ``tptr[t N + i + 1]``, targets as offsets in the tile, uint8) and two scratch
+    buffers of B·N values."""
+
+    tiles: int
+    size: int
+    tptr: Tensor
+    tidx: Tensor
+    tval: Tensor
+    scratch_t: Tensor
+    scratch_acc: Tensor
+
+    def product(self) -> tuple[int, ...]:
+        """The arguments of the compiled backward product: tiles, tile size, pointers, targets, values, two scratch
+        buffers."""
+        return (self.tiles, self.size, self.tptr.data_ptr(), self.tidx.data_ptr(), self.tval.data_ptr(),
+                self.scratch_t.data_ptr(), self.scratch_acc.data_ptr())  # fmt: skip
+
+
 class Recurrence:
-    r"""The recurrent product of one call: dense W or CSR copies of W and Wᵀ (pruned W), spike-driven where few fire.
+    r"""The recurrent product of one call: dense W or a sparse copy of it (pruned W), spike-driven where few fire.
 
     ``add_into(out, c, s)`` writes :math:`c + s W^\top` (rows of s are samples), ``add_transposed_(acc, g)`` adds
     :math:`g W`, ``scaled_add_transposed(out, x, beta, g)`` writes :math:`\beta x + g W`, and ``weight_grad(g, s)``
     returns :math:`\sum_k g_k^\top s_k` over the flattened rows. On the
-    CSR path that gradient is computed only on the synapse pattern (``mask``, or W's nonzeros when no mask is given)
-    and is exactly 0 elsewhere; otherwise it is the full product (the caller's mask zeroes it).
+    sparse path that gradient is computed only on the synapse pattern (``mask``, or W's nonzeros when no mask is
+    given) and is exactly 0 elsewhere; otherwise it is the full product (the caller's mask zeroes it).
 
-    Event-driven products: where a step's spikes are few, :math:`s W^\top` runs as a sparse (CSR) spike matrix times
-    Wᵀ, whose cost grows with the number of spikes instead of B·N; likewise the weight gradient, from the spikes of
-    all steps at once. Exact up to summation order.
+    Event-driven products: where a step's spikes are few, :math:`s W^\top` adds, per sample, the columns of W of
+    the neurons that fired, so that its cost grows with the number of spikes instead of B·N; likewise the weight
+    gradient, from the spikes of all steps at once. Exact up to summation order.
+
+    Two implementations: the compiled kernels of :mod:`hrsnn._native` (CPU, float32/float64; W in CSR by source
+    neuron, the backward product tiled for the cache) when they are available, else PyTorch ops (CSR copies of W and
+    Wᵀ, a CSR matrix of the spikes). ``native`` is the loaded library or None.
 
     Args:
         weight: effective recurrent weight (N, N), zero outside the pattern.
-        sparse: True or False forces the CSR weight path; None takes it on the CPU for layers of at least
-            :data:`SPARSE_MIN_SIZE` neurons whose pattern's density is at most :data:`SPARSE_DENSITY`.
+        sparse: True or False forces the sparse weight path; None takes it on the CPU for layers of at least
+            :data:`SPARSE_MIN_SIZE` neurons (:data:`NATIVE_SPARSE_MIN_SIZE` with the compiled kernels) whose
+            pattern's density is at most :data:`SPARSE_DENSITY` (:data:`NATIVE_SPARSE_DENSITY`).
         mask: the synapse pattern (N, N), bool; None means W's nonzero entries.
         events: True uses the spike-driven products always, False never; None on the CPU for layers of at least
-            :data:`SPARSE_MIN_SIZE` neurons, per step when at most :data:`EVENT_RATE` of the entries of s are
-            nonzero, and for the weight gradient when at most :data:`EVENT_RATE_GRAD` of all spikes are.
+            :data:`SPARSE_MIN_SIZE` neurons (:data:`NATIVE_EVENT_MIN_SIZE` with the compiled kernels), per step
+            when at most :data:`EVENT_RATE` (:data:`NATIVE_EVENT_RATE`, or :data:`NATIVE_EVENT_RATE_SPARSE` for a
+            sparse W) of the entries of s are nonzero; for the weight gradient, on layers of at least
+            :data:`SPARSE_MIN_SIZE` neurons when at most :data:`EVENT_RATE_GRAD` of all spikes are (compiled
+            kernels with a sparse W: any size, when the spike fraction times the density is at most
+            :data:`NATIVE_EVENT_WORK_GRAD`).
     """
 
     def __init__(
         self, weight: Tensor, sparse: bool | None, mask: Tensor | None = None, events: bool | None = None
     ) -> None:
         n = weight.shape[0]
-        pattern = weight != 0 if mask is None else mask
-        large_cpu = weight.device.type == "cpu" and n >= SPARSE_MIN_SIZE
+        self.native = _native_for(weight)
+        self.pattern = weight != 0 if mask is None else mask
+        self._mask_given = mask is not None
+        cpu = weight.device.type == "cpu"
         if sparse is None:
-            sparse = large_cpu and int(torch.count_nonzero(pattern)) <= SPARSE_DENSITY * n * n
+            min_size, density = (
+                (NATIVE_SPARSE_MIN_SIZE, NATIVE_SPARSE_DENSITY) if self.native else (SPARSE_MIN_SIZE, SPARSE_DENSITY)
+            )
+            sparse = cpu and n >= min_size and int(torch.count_nonzero(self.pattern)) <= density * n * n
         self.sparse = sparse
-        self.events = events if events is not None or large_cpu else False  # None: decided by the spike count
+        native_sparse = sparse and self.native is not None
+        event_min = NATIVE_EVENT_MIN_SIZE if self.native else SPARSE_MIN_SIZE
+        self.events = events if events is not None or (cpu and n >= event_min) else False  # None: by spike count
+        grad_min = 0 if native_sparse else SPARSE_MIN_SIZE
+        self.events_grad = events if events is not None or (cpu and n >= grad_min) else False
+        if self.native is None:
+            self.event_rate = EVENT_RATE
+        else:
+            self.event_rate = NATIVE_EVENT_RATE_SPARSE if sparse else NATIVE_EVENT_RATE
         self.weight = weight
-        if self.events is not False:
-            self.weight_t = weight.t().contiguous()
-        if sparse:
-            self.rows, self.cols = pattern.nonzero(as_tuple=True)
+        self._tiles: dict[int, _Tiles] = {}
+
+    @functools.cached_property
+    def weight_t(self) -> Tensor:
+        """Wᵀ, contiguous (rows: the targets of each neuron, for the spike-driven forward product)."""
+        return self.weight.t().contiguous()
 
     @functools.cached_property
     def csr(self) -> Tensor:
@@ -195,23 +396,99 @@ class Recurrence:
 
     @functools.cached_property
     def csr_t(self) -> Tensor:
-        """Wᵀ in CSR (for the backward product)."""
+        """Wᵀ in CSR (for the backward product of the PyTorch path)."""
         return _to_csr(self.weight.t().contiguous())
 
-    def _use_events(self, s: Tensor, rate: float) -> bool:
-        """Whether the product with ``s`` goes event-driven: as forced, else when at most ``rate`` of s is nonzero."""
-        if self.events is not None:
-            return self.events
-        return int(torch.count_nonzero(s)) <= rate * s.numel()
+    @functools.cached_property
+    def synapses(self) -> tuple[Tensor, Tensor]:
+        """(targets, sources) of the synapse pattern's entries, row-major."""
+        return self.pattern.nonzero(as_tuple=True)  # type: ignore[return-value]
 
-    def add_into(self, out: Tensor, c: Tensor, s: Tensor) -> Tensor:
-        if self._use_events(s, EVENT_RATE):
+    @functools.cached_property
+    def native_csr(self) -> tuple[Tensor, ...]:
+        """The compiled kernels' CSR of Wᵀ: row pointers (N + 1, int64), targets (int32) and values W[j, i]; and the
+        synapses by target: row pointers, sources (int32) and each one's position in the CSR of Wᵀ (int64)."""
+        n = self.weight.shape[0]
+        pattern = self.pattern if self.pattern.dtype == torch.bool else self.pattern != 0
+        pattern = pattern.contiguous()
+        nnz = int(torch.count_nonzero(pattern))
+        ptr, row_ptr = torch.empty(2, n + 1, dtype=torch.int64)
+        idx, cols = torch.empty(2, nnz, dtype=torch.int32)
+        val, pos = self.weight.new_empty(nnz), torch.empty(nnz, dtype=torch.int64)
+        weight = self.weight.contiguous()
+        mask_ptr = pattern.data_ptr() if self._mask_given else None  # None: W's nonzeros, as the pattern says
+        self._native("csr_transpose")(
+            n, mask_ptr, weight.data_ptr(), *(t.data_ptr() for t in (ptr, idx, val, row_ptr, cols, pos)), _threads()
+        )
+        return ptr, idx, val, row_ptr, cols, pos
+
+    def native_tiles(self, batch: int) -> _Tiles:
+        """The CSR of Wᵀ in tiles of targets for the compiled backward product and weight gradient with ``batch``
+        samples per step (built once per batch size)."""
+        if batch not in self._tiles:
+            n = self.weight.shape[0]
+            ptr, idx, val = self.native_csr[:3]
+            size = min(256, max(8, NATIVE_TILE_BYTES // (batch * self.weight.element_size())))
+            tiles = -(-n // size)
+            tptr = torch.empty(tiles * n + 1, dtype=torch.int64)
+            tidx, tval = torch.empty_like(idx, dtype=torch.uint8), torch.empty_like(val)
+            self._native("csr_tile")(
+                n, size, ptr.data_ptr(), idx.data_ptr(), val.data_ptr(), tptr.data_ptr(), tidx.data_ptr(),
+                tval.data_ptr(),
+            )  # fmt: skip
+            scratch = self.weight.new_empty(2, batch * n)
+            self._tiles[batch] = _Tiles(tiles, size, tptr, tidx, tval, scratch[0], scratch[1])
+        return self._tiles[batch]
+
+    def _native(self, name: str) -> Any:
+        return self.native.function(name, self.weight.dtype)  # type: ignore[union-attr]
+
+    def _native_takes(self, *tensors: Tensor) -> bool:
+        """Whether the compiled kernels take these operands with W: loaded, contiguous CPU tensors of W's dtype."""
+        return self.native is not None and tensors[0].dtype == self.weight.dtype and self.native.supports(*tensors)
+
+    def _use_events(self, s: Tensor, rate: float, count: int | None = None, *, grad: bool = False) -> bool:
+        """Whether the product with ``s`` (the weight gradient's when ``grad``) goes event-driven: as forced, else
+        when at most ``rate`` of s is nonzero (``count``: the number of nonzeros of s when known)."""
+        forced = self.events_grad if grad else self.events
+        if forced is not None:
+            return forced
+        return (int(torch.count_nonzero(s)) if count is None else count) <= rate * s.numel()
+
+    def native_mode(self, s: Tensor, count: int) -> int:
+        """How the compiled ALIF step computes :math:`c + s W^\\top` for ``s`` with ``count`` nonzeros: 1 from the
+        CSR, 2 from the rows of Wᵀ (both spike-driven), 0 not at all (the caller runs :meth:`add_into`)."""
+        if not self._use_events(s, self.event_rate, count):
+            return 0
+        return 1 if self.sparse else 2
+
+    def native_operands(self) -> tuple[int | None, ...]:
+        """Addresses of the CSR of Wᵀ (row pointers, targets, values) and of dense Wᵀ for the compiled kernels
+        (None where not used)."""
+        if self.sparse:
+            ptr, idx, val = self.native_csr[:3]
+            return ptr.data_ptr(), idx.data_ptr(), val.data_ptr(), None
+        return None, None, None, self.weight_t.data_ptr() if self.events is not False else None
+
+    def add_into(self, out: Tensor, c: Tensor, s: Tensor, count: int | None = None) -> Tensor:
+        if self._use_events(s, self.event_rate, count):
+            if self._native_takes(out, c, s):
+                batch, n = s.shape
+                self._native("event_matmul")(
+                    batch, n, c.data_ptr(), s.data_ptr(), *self.native_operands(), out.data_ptr(), _threads()
+                )
+                return out
             return torch.add(c, _to_csr(s) @ self.weight_t, out=out)
         if self.sparse:
             return torch.add(c, (self.csr @ s.t()).t(), out=out)
         return torch.addmm(c, s, self.weight.t(), out=out)
 
     def add_transposed_(self, acc: Tensor, g: Tensor) -> Tensor:
+        if self.sparse and self._native_takes(acc, g):
+            batch, n = g.shape
+            self._native("csr_matmul_t")(batch, n, g.data_ptr(), *self.native_tiles(batch).product(), acc.data_ptr(),
+                                         _threads())  # fmt: skip
+            return acc
         if self.sparse:
             return acc.add_((self.csr_t @ g.t()).t())
         return acc.addmm_(g, self.weight)
@@ -221,9 +498,26 @@ class Recurrence:
             return self.add_transposed_(torch.mul(x, beta, out=out), g)
         return torch.addmm(x, g, self.weight, beta=beta, out=out)
 
-    def weight_grad(self, g: Tensor, s: Tensor) -> Tensor:
+    def weight_grad(self, g: Tensor, s: Tensor, count: int | None = None) -> Tensor:
+        """:math:`\\sum_k g_k^\\top s_k` (see the class); ``count``: the number of nonzeros of s when known."""
         g2, s2 = g.reshape(-1, g.shape[-1]), s.reshape(-1, s.shape[-1])
-        if self._use_events(s2, EVENT_RATE_GRAD):
+        native = self.sparse and self._native_takes(g2, s2)
+        if native:
+            n = self.weight.shape[0]
+            density = max(len(self.native_csr[1]), 1) / (n * n)
+            events = self._use_events(s2, NATIVE_EVENT_WORK_GRAD / density, count, grad=True)
+        else:
+            events = self._use_events(s2, EVENT_RATE_GRAD, count, grad=True)
+        if events and native:
+            rows, n = s2.shape
+            ptr, idx, _, row_ptr, cols, pos = self.native_csr
+            out = _buffer(self.weight, self.native, n, n)
+            structure = (t.data_ptr() for t in (ptr, idx, row_ptr, cols, pos))
+            if self._native("csr_weight_grad")(rows, n, g2.data_ptr(), s2.data_ptr(), *structure, out.data_ptr(),
+                                               _threads()):  # fmt: skip
+                raise MemoryError(f"no memory for the weight gradient of a recurrent layer with N={n}")
+            return out
+        if events:
             k, j = s2.nonzero(as_tuple=True)
             shape_t = (s2.shape[1], s2.shape[0])  # indices from nonzero(): valid, no invariant check needed
             spikes_t = torch.sparse_coo_tensor(torch.stack((j, k)), s2[k, j], shape_t, check_invariants=False)
@@ -234,7 +528,8 @@ class Recurrence:
             return g2.t() @ s2
         if not self.sparse:
             return grad_t.t()
-        return torch.zeros_like(self.weight).index_put_((self.rows, self.cols), grad_t[self.cols, self.rows])
+        rows, cols = self.synapses
+        return torch.zeros_like(self.weight).index_put_((rows, cols), grad_t[cols, rows])
 
 
 @dataclass(frozen=True)
@@ -270,27 +565,61 @@ class _ALIFSequence(torch.autograd.Function):
         grad = k.grad
         full = grad or keep_membranes
         rec = Recurrence(weight, k.sparse, k.mask, k.events) if weight is not None else None
-        spikes = currents.new_empty(steps + 1, batch, n)
+        operands = (currents, alpha, rho) if weight is None else (currents, alpha, rho, weight)
+        native = _native_for(*operands) if rec is None or rec.native is not None else None
+        if native is not None:
+            currents, alpha, rho = currents.contiguous(), alpha.contiguous(), rho.contiguous()
+        spikes = _buffer(currents, native, steps + 1, batch, n)
         spikes[0] = s0
-        mem = currents.new_empty(steps + 1 if full else 2, batch, n)
+        mem = _buffer(currents, native, steps + 1 if full else 2, batch, n)
         mem[0] = u0
         inputs = currents
         if rec is not None:
-            inputs = currents.new_empty(steps if grad else 1, batch, n)
+            inputs = _buffer(currents, native, steps if grad else 1, batch, n)
         scale = (1.0 - alpha) * k.r_m
-        s_t, i_t, c_t = spikes.unbind(0), inputs.unbind(0), currents.unbind(0)
-        u_t = mem.unbind(0)
-        n_u, n_i = len(u_t), len(i_t)
+        traces = None
         if k.adaptive:
-            traces = currents.new_empty(steps + 1 if full else 2, batch, n)
+            traces = _buffer(currents, native, steps + 1 if full else 2, batch, n)
             traces[0] = eta0
+        if native is not None:
+            count = _ALIFSequence._forward_native(native, rec, currents, inputs, spikes, mem, traces, alpha, rho,
+                                                  scale, k)  # fmt: skip
+        else:
+            count = None
+            _ALIFSequence._forward_torch(rec, currents, inputs, spikes, mem, traces, alpha, rho, scale, k)
+        last = steps % mem.shape[0]
+        u_last = mem[last].clone()
+        eta_last = traces[last].clone() if traces is not None else eta0.clone()
+        if grad:
+            ctx.save_for_backward(inputs, mem, traces, spikes, alpha, rho, eta0)
+            ctx.rec, ctx.k, ctx.native, ctx.count = rec, k, native, count
+        membranes = mem[1:] if full else None
+        out_traces = traces[1:] if (traces is not None and full) else None
+        return spikes[1:], membranes, out_traces, u_last, eta_last
+
+    @staticmethod
+    def _forward_torch(
+        rec: Recurrence | None,
+        currents: Tensor,
+        inputs: Tensor,
+        spikes: Tensor,
+        mem: Tensor,
+        traces: Tensor | None,
+        alpha: Tensor,
+        rho: Tensor,
+        scale: Tensor,
+        k: _ALIFConsts,
+    ) -> None:
+        s_t, i_t, c_t, u_t = spikes.unbind(0), inputs.unbind(0), currents.unbind(0), mem.unbind(0)
+        n_u, n_i = len(u_t), len(i_t)
+        if traces is not None:
             eta_t = traces.unbind(0)
-            theta = torch.empty_like(u0)
-        for t in range(steps):
+            theta = torch.empty_like(u_t[0])
+        for t in range(currents.shape[0]):
             i = rec.add_into(i_t[t % n_i], c_t[t], s_t[t]) if rec is not None else c_t[t]
             u_prev, u = u_t[t % n_u], u_t[(t + 1) % n_u]
             torch.mul(u_prev, alpha, out=u).addcmul_(scale, i)
-            if k.adaptive:
+            if traces is not None:
                 torch.lerp(s_t[t], eta_t[t % n_u], rho, out=eta_t[(t + 1) % n_u])
                 torch.mul(eta_t[(t + 1) % n_u], k.beta, out=theta).add_(k.b0)
                 u.addcmul_(theta, s_t[t], value=-k.dt)
@@ -298,15 +627,44 @@ class _ALIFSequence(torch.autograd.Function):
             else:
                 u.sub_(s_t[t], alpha=k.b0 * k.dt)
                 torch.gt(u, k.b0, out=s_t[t + 1])
-        last = steps % n_u
-        u_last = mem[last].clone()
-        eta_last = traces[last].clone() if k.adaptive else eta0.clone()
-        if grad:
-            ctx.save_for_backward(inputs, mem, traces if k.adaptive else None, spikes, alpha, rho, eta0)
-            ctx.rec, ctx.k = rec, k
-        membranes = mem[1:] if full else None
-        out_traces = traces[1:] if (k.adaptive and full) else None
-        return spikes[1:], membranes, out_traces, u_last, eta_last
+
+    @staticmethod
+    def _forward_native(
+        native: _native.Kernels,
+        rec: Recurrence | None,
+        currents: Tensor,
+        inputs: Tensor,
+        spikes: Tensor,
+        mem: Tensor,
+        traces: Tensor | None,
+        alpha: Tensor,
+        rho: Tensor,
+        scale: Tensor,
+        k: _ALIFConsts,
+    ) -> int:
+        """The forward loop on the compiled step (events and the neuron update in one pass per sample); returns
+        the number of spikes in s_0 … s_{T-1} (for the weight gradient's event decision)."""
+        steps, batch, n = currents.shape
+        run = native.function("alif_forward_step", currents.dtype)
+        s_a, u_a, c_a, i_a = _Steps(spikes), _Steps(mem), _Steps(currents), _Steps(inputs)
+        e_a = _Steps(traces) if traces is not None else None
+        n_u, n_i = mem.shape[0], inputs.shape[0]
+        operands = rec.native_operands() if rec is not None else (None,) * 4
+        params = (alpha.data_ptr(), rho.data_ptr(), scale.data_ptr(), k.b0, k.beta, k.dt, int(k.adaptive), _threads())
+        count = int(torch.count_nonzero(spikes[0]))
+        total = 0
+        for t in range(steps):
+            total += count
+            mode, cur = 0, c_a[t]
+            if rec is not None:
+                cur = i_a[t % n_i]
+                mode = rec.native_mode(spikes[t], count)
+                if mode == 0:
+                    rec.add_into(inputs[t % n_i], currents[t], spikes[t], count)
+            eta_prev, eta = (e_a[t % n_u], e_a[(t + 1) % n_u]) if e_a is not None else (None, None)
+            count = run(batch, n, mode, c_a[t], s_a[t], cur, *operands, u_a[t % n_u], u_a[(t + 1) % n_u], eta_prev,
+                        eta, s_a[t + 1], *params)  # fmt: skip
+        return total
 
     @staticmethod
     def backward(  # type: ignore[override]
@@ -321,20 +679,52 @@ class _ALIFSequence(torch.autograd.Function):
         inputs, mem, traces, spikes, alpha, rho, eta0 = ctx.saved_tensors
         rec: Recurrence | None = ctx.rec
         k: _ALIFConsts = ctx.k
+        steps = spikes.shape[0] - 1
+        u_bar = _zeros_or_copy(g_u_last, mem[0])
+        eta_bar = _zeros_or_copy(g_eta_last, mem[0])
+        s_bar = torch.zeros_like(u_bar)  # what flows into s_t from step t+1
+        acc_alpha, acc_rho = torch.zeros_like(u_bar), torch.zeros_like(u_bar)
+        i_bar = _buffer(mem, ctx.native, *mem[1:].shape)
+        state = (u_bar, eta_bar, s_bar, acc_alpha, acc_rho, i_bar)
+        outer = (g_spikes, g_membranes, g_traces)
+        if ctx.native is not None:
+            _ALIFSequence._backward_native(ctx.native, rec, k, inputs, mem, traces, spikes, alpha, rho, outer, state)
+        else:
+            _ALIFSequence._backward_torch(rec, k, inputs, mem, traces, spikes, alpha, rho, outer, state)
+        g_alpha = acc_alpha.sum(0)
+        if k.adaptive:
+            g_rho = acc_rho.sum(0)
+        elif g_eta_last is not None:  # η̄_t = g_eta_last and η_{t-1} = η_0 at every step
+            g_rho = (g_eta_last * (steps * eta0 - spikes[:steps].sum(0))).sum(0)
+        else:
+            g_rho = torch.zeros_like(rho)
+        g_weight = rec.weight_grad(i_bar, spikes[:steps], ctx.count) if rec is not None else None
+        return i_bar, g_weight, g_alpha, g_rho, u_bar, s_bar, eta_bar, None, None
+
+    @staticmethod
+    def _backward_torch(
+        rec: Recurrence | None,
+        k: _ALIFConsts,
+        inputs: Tensor,
+        mem: Tensor,
+        traces: Tensor | None,
+        spikes: Tensor,
+        alpha: Tensor,
+        rho: Tensor,
+        outer: tuple[Tensor | None, Tensor | None, Tensor | None],
+        state: tuple[Tensor, ...],
+    ) -> None:
+        u_bar, eta_bar, s_bar, acc_alpha, acc_rho, i_bar = state
+        g_spikes, g_membranes, g_traces = outer
         steps, batch, n = spikes.shape[0] - 1, spikes.shape[1], spikes.shape[2]
         scale = (1.0 - alpha) * k.r_m
         one_m_rho = 1.0 - rho
-        u_bar = g_u_last.clone() if g_u_last is not None else torch.zeros_like(mem[0])
-        eta_bar = g_eta_last.clone() if g_eta_last is not None else torch.zeros_like(mem[0])
-        s_bar = torch.zeros_like(u_bar)  # what flows into s_t from step t+1
         v_bar = torch.empty_like(u_bar)  # s̄_t before the surrogate: v̄_t = v_bar ψ_t
-        acc_alpha, acc_rho = torch.zeros_like(u_bar), torch.zeros_like(u_bar)
-        i_bar = torch.empty_like(mem[1:])
         block = _block_steps(batch, n, mem.element_size(), steps)
-        psi, work = mem.new_empty(block, batch, n), mem.new_empty(block, batch, n)
+        psi, work, theta = mem.new_empty(3, block, batch, n).unbind(0)  # ψ_t, scratch, θ_t
         d_alpha = mem.new_empty(block, batch, n)  # u_{t-1} − R I_t, the coefficient of ū_t in ᾱ
-        if k.adaptive:  # θ_t and η_{t-1} − s_{t-1}, the coefficient of η̄_t in ρ̄
-            theta, d_rho = mem.new_empty(block, batch, n), mem.new_empty(block, batch, n)
+        if traces is not None:  # η_{t-1} − s_{t-1}, the coefficient of η̄_t in ρ̄
+            d_rho = mem.new_empty(block, batch, n)
         s_t, ib_t = spikes.unbind(0), i_bar.unbind(0)
         gs_t = g_spikes.unbind(0) if g_spikes is not None else None
         gu_t = g_membranes.unbind(0) if g_membranes is not None else None
@@ -342,16 +732,11 @@ class _ALIFSequence(torch.autograd.Function):
         for end in range(steps, 0, -block):
             start = max(0, end - block)
             size = end - start
-            v = psi[:size]
-            if k.adaptive:
-                th = torch.mul(traces[start + 1 : end + 1], k.beta, out=theta[:size]).add_(k.b0)
-                torch.sub(mem[start + 1 : end + 1], th, out=v)
+            th = _surrogate_block(k, mem, traces, start, end, psi, work, theta)
+            if th is not None:
                 th_t = th.unbind(0)
-                dr_t = torch.sub(traces[start:end], spikes[start:end], out=d_rho[:size]).unbind(0)
-            else:
-                torch.sub(mem[start + 1 : end + 1], k.b0, out=v)
-            _surrogate_(k.surrogate, v, work[:size])
-            p_t = v.unbind(0)
+                dr_t = torch.sub(traces[start:end], spikes[start:end], out=d_rho[:size]).unbind(0)  # type: ignore[index]
+            p_t = psi[:size].unbind(0)
             da_t = torch.sub(mem[start:end], inputs[start:end], alpha=k.r_m, out=d_alpha[:size]).unbind(0)
             for t in range(end - 1, start - 1, -1):  # step t + 1 of the docstring; s_{t-1} there is s_t[t] here
                 j = t - start
@@ -359,7 +744,7 @@ class _ALIFSequence(torch.autograd.Function):
                 u_bar.addcmul_(pre, p_t[j])
                 if gu_t is not None:
                     u_bar.add_(gu_t[t])
-                if k.adaptive:
+                if traces is not None:
                     if ge_t is not None:
                         eta_bar.add_(ge_t[t])
                     eta_bar.addcmul_(pre, p_t[j], value=-k.beta).addcmul_(u_bar, s_t[t], value=-k.beta * k.dt)
@@ -368,7 +753,7 @@ class _ALIFSequence(torch.autograd.Function):
                     eta_bar.mul_(rho)
                 acc_alpha.addcmul_(u_bar, da_t[j])
                 torch.mul(u_bar, scale, out=ib_t[t])
-                if k.adaptive:
+                if traces is not None:
                     if rec is not None:
                         rec.add_transposed_(s_bar, ib_t[t])
                 elif rec is not None:
@@ -376,15 +761,50 @@ class _ALIFSequence(torch.autograd.Function):
                 else:
                     torch.mul(u_bar, -k.b0 * k.dt, out=s_bar)
                 u_bar.mul_(alpha)
-        g_alpha = acc_alpha.sum(0)
-        if k.adaptive:
-            g_rho = acc_rho.sum(0)
-        elif g_eta_last is not None:  # η̄_t = g_eta_last and η_{t-1} = η_0 at every step
-            g_rho = (g_eta_last * (steps * eta0 - spikes[:steps].sum(0))).sum(0)
-        else:
-            g_rho = torch.zeros_like(rho)
-        g_weight = rec.weight_grad(i_bar, spikes[:steps]) if rec is not None else None
-        return i_bar, g_weight, g_alpha, g_rho, u_bar, s_bar, eta_bar, None, None
+
+    @staticmethod
+    def _backward_native(
+        native: _native.Kernels,
+        rec: Recurrence | None,
+        k: _ALIFConsts,
+        inputs: Tensor,
+        mem: Tensor,
+        traces: Tensor | None,
+        spikes: Tensor,
+        alpha: Tensor,
+        rho: Tensor,
+        outer: tuple[Tensor | None, Tensor | None, Tensor | None],
+        state: tuple[Tensor, ...],
+    ) -> None:
+        """The backward loop on the compiled step: the whole per-step update in one pass, the surrogate derivative
+        included for the surrogates of :mod:`hrsnn.surrogates` (others are evaluated with PyTorch in blocks of steps
+        as on the PyTorch path), plus the product with a sparse W."""
+        u_bar, eta_bar, s_bar, acc_alpha, acc_rho, i_bar = state
+        steps, batch, n = spikes.shape[0] - 1, spikes.shape[1], spikes.shape[2]
+        scale = (1.0 - alpha) * k.r_m
+        known = _native_surrogate(k.surrogate)
+        block = steps if known is not None else _block_steps(batch, n, mem.element_size(), steps)
+        blocks = mem.new_empty(3, block, batch, n).unbind(0) if known is None else None  # ψ_t, scratch, θ_t
+        sg = torch.tensor(known[1] if known is not None else (0.0,) * 5, dtype=torch.float64)
+        g_s, g_u, g_e = (_Steps.of_gradient(g) for g in outer)
+        s_a, e_a, u_a, i_a, ib_a = _Steps(spikes), _Steps(traces), _Steps(mem), _Steps(inputs), _Steps(i_bar)
+        p_a = _Steps(blocks[0] if blocks is not None else None)
+        product = rec.native_tiles(batch).product() if rec is not None and rec.sparse else (0, 0, *(None,) * 5)
+        dense = rec is not None and not rec.sparse
+        run = native.function("alif_backward_step", mem.dtype)
+        head = (batch, n, int(k.adaptive), known[0] if known is not None else 0, sg.data_ptr())
+        bars = (u_bar.data_ptr(), eta_bar.data_ptr(), s_bar.data_ptr(), acc_alpha.data_ptr(), acc_rho.data_ptr())
+        params = (alpha.data_ptr(), rho.data_ptr(), scale.data_ptr(), k.b0, k.beta, k.dt, k.r_m, *product)
+        for end in range(steps, 0, -block):
+            start = max(0, end - block)
+            if blocks is not None:
+                _surrogate_block(k, mem, traces, start, end, *blocks)
+            for t in range(end - 1, start - 1, -1):  # step t + 1 of the docstring; s_{t-1} there is s_t[t] here
+                if run(*head, u_a[t + 1], p_a[t - start], g_s[t], g_u[t], g_e[t], s_a[t], e_a[t], e_a[t + 1], u_a[t],
+                       i_a[t], *bars, ib_a[t], *params, _threads()):  # fmt: skip
+                    raise MemoryError("no memory for the scratch rows of the compiled backward step")
+                if dense:
+                    rec.add_transposed_(s_bar, i_bar[t])  # type: ignore[union-attr]
 
 
 def alif_sequence_tm(

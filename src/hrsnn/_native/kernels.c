@@ -1,0 +1,162 @@
+/* Compiled CPU kernels of hrsnn's fused recurrent layers (hrsnn/fused.py), loaded with ctypes by
+   hrsnn/_native/__init__.py. Plain C on raw pointers into contiguous tensors, no Python or torch headers; each
+   kernel exists for float (suffix _f32) and double (_f64), generated from kernels_body.h. Threads: OpenMP, the
+   process's runtime (torch's libgomp once torch is imported), as many as the caller passes.
+
+   Weights in the sparse kernels are CSR of W^T: row i lists the targets j of source neuron i (idx, int32) with the
+   values W[j, i] (val); ptr (int64, N + 1) delimits the rows. Arrays of states are (B, N), row-major. */
+#define _DEFAULT_SOURCE /* madvise */
+#include <stdint.h>
+#include <stdlib.h>
+#include <math.h>
+#include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static int omp_get_num_threads(void) { return 1; }
+static int omp_get_thread_num(void) { return 0; }
+#endif
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+/* Bit q set where x[q] != 0, for q < len <= 64: AVX-512 compares where the CPU has them, else a vectorised test for
+   any nonzero (spike vectors are mostly empty) before the bit-by-bit loop. */
+static inline uint64_t nonzero_bits_f32(const float *x, int64_t len) {
+#if defined(__AVX512F__)
+    if (len == 64) {
+        const __m512 z = _mm512_setzero_ps();
+        return (uint64_t)_mm512_cmpneq_ps_mask(_mm512_loadu_ps(x), z) |
+               (uint64_t)_mm512_cmpneq_ps_mask(_mm512_loadu_ps(x + 16), z) << 16 |
+               (uint64_t)_mm512_cmpneq_ps_mask(_mm512_loadu_ps(x + 32), z) << 32 |
+               (uint64_t)_mm512_cmpneq_ps_mask(_mm512_loadu_ps(x + 48), z) << 48;
+    }
+#endif
+    int any = 0;
+    for (int64_t q = 0; q < len; q++) any |= x[q] != 0;
+    uint64_t bits = 0;
+    if (any)
+        for (int64_t q = 0; q < len; q++) bits |= (uint64_t)(x[q] != 0) << q;
+    return bits;
+}
+
+static inline uint64_t nonzero_bits_f64(const double *x, int64_t len) {
+#if defined(__AVX512F__)
+    if (len == 64) {
+        const __m512d z = _mm512_setzero_pd();
+        uint64_t bits = 0;
+        for (int q = 0; q < 8; q++) bits |= (uint64_t)_mm512_cmpneq_pd_mask(_mm512_loadu_pd(x + 8 * q), z) << (8 * q);
+        return bits;
+    }
+#endif
+    int any = 0;
+    for (int64_t q = 0; q < len; q++) any |= x[q] != 0;
+    uint64_t bits = 0;
+    if (any)
+        for (int64_t q = 0; q < len; q++) bits |= (uint64_t)(x[q] != 0) << q;
+    return bits;
+}
+
+static inline uint64_t nonzero_bits_u8(const uint8_t *x, int64_t len) {
+#if defined(__AVX512BW__)
+    if (len == 64) {
+        const __m512i v = _mm512_loadu_si512((const void *)x);
+        return (uint64_t)_mm512_test_epi8_mask(v, v);
+    }
+#endif
+    uint64_t bits = 0;
+    for (int64_t q = 0; q < len; q++) bits |= (uint64_t)(x[q] != 0) << q;
+    return bits;
+}
+
+/* e^x, vectorisable (no calls, no branches): e^x = 2^k e^r with k = round(x / ln 2) and |r| <= ln(2) / 2 (ln 2 split
+   in two, Cody and Waite), e^r by its Taylor polynomial (degree 13 in double, 7 in float: truncation below 1e-17
+   and 1e-8 relative). Within a few ulp of libm's exp; 0 below the smallest normal result, +inf above the largest
+   finite one, NaN for NaN. */
+static inline double exp_f64(double x) {
+    const double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
+    const double k = (xc * 1.4426950408889634 + 0x1.8p52) - 0x1.8p52;
+    const double r = (xc - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    const uint64_t bits = (uint64_t)((int64_t)k + 1023) << 52;
+    double scale;
+    memcpy(&scale, &bits, sizeof scale);
+    const double y = p * scale;
+    return x < -708.0 ? 0.0 : (x > 709.0 ? (double)INFINITY : (x != x ? x : y));
+}
+
+static inline float exp_f32(float x) {
+    const float xc = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    const float k = (xc * 1.44269504f + 0x1.8p23f) - 0x1.8p23f;
+    const float r = (xc - k * 0.693145751953125f) - k * 1.428606765330187045e-06f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const uint32_t bits = (uint32_t)((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    const float y = p * scale;
+    return x < -87.0f ? 0.0f : (x > 88.0f ? INFINITY : (x != x ? x : y));
+}
+
+#define REAL float
+#define NAME(x) x##_f32
+#define NONZERO_BITS nonzero_bits_f32
+#define EXP exp_f32
+#include "kernels_body.h"
+#undef REAL
+#undef NAME
+#undef NONZERO_BITS
+#undef EXP
+
+#define REAL double
+#define NAME(x) x##_f64
+#define NONZERO_BITS nonzero_bits_f64
+#define EXP exp_f64
+#include "kernels_body.h"
+#undef REAL
+#undef NAME
+#undef NONZERO_BITS
+#undef EXP
+
+/* Asks for transparent huge pages over the whole pages inside [p, p + bytes) (Linux MADV_HUGEPAGE; a no-op elsewhere,
+   or when refused), before the buffer is first written: a fresh buffer then costs one page fault per huge page
+   instead of one per base page. Returns 0 when the advice was given. */
+int advise_huge_pages(void *p, int64_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t start = ((uintptr_t)p + page - 1) / page * page;
+    const uintptr_t end = ((uintptr_t)p + (uintptr_t)bytes) / page * page;
+    if (end > start) return madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+    return -1;
+}
+
+/* Version of the calling convention; the loader refuses a library whose number differs. */
+int hrsnn_abi(void) { return 1; }

@@ -1,0 +1,449 @@
+/* Type-generic bodies of kernels.c, included once per REAL (float, double) with NAME(x) adding the suffix. */
+
+/* row += sum over the nonzero s[i] of s[i] W[:, i]: CSR of W^T (ptr, idx, val) or, when ptr is NULL, dense W^T
+   rows (wt, N x N). The cost grows with the number of nonzero s[i]. */
+static inline void NAME(add_events)(int64_t n, const REAL *s, const int64_t *ptr, const int32_t *idx,
+                                    const REAL *val, const REAL *wt, REAL *restrict row) {
+    for (int64_t i0 = 0; i0 < n; i0 += 64) {
+        for (uint64_t bits = NONZERO_BITS(s + i0, n - i0 < 64 ? n - i0 : 64); bits; bits &= bits - 1) {
+            const int64_t i = i0 + __builtin_ctzll(bits);
+            const REAL v = s[i];
+            if (ptr) {
+                for (int64_t k = ptr[i]; k < ptr[i + 1]; k++) row[idx[k]] += v * val[k];
+            } else {
+                const REAL *w = wt + i * n;
+                for (int64_t j = 0; j < n; j++) row[j] += v * w[j];
+            }
+        }
+    }
+}
+
+/* out = c + s W^T for (B, N) arrays, spike-driven (add_events per sample); out may be c. */
+void NAME(event_matmul)(int64_t batch, int64_t n, const REAL *c, const REAL *s, const int64_t *ptr,
+                        const int32_t *idx, const REAL *val, const REAL *wt, REAL *out, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t b = 0; b < batch; b++) {
+        if (out != c) memcpy(out + b * n, c + b * n, (size_t)n * sizeof(REAL));
+        NAME(add_events)(n, s + b * n, ptr, idx, val, wt, out + b * n);
+    }
+}
+
+/* The neuron update of one sample (see alif_forward_step); returns its number of spikes. Separate functions with
+   restrict pointers, so that the loops vectorise. */
+static inline int32_t NAME(alif_update)(int64_t n, const REAL *restrict cur, const REAL *restrict sp,
+                                        const REAL *restrict up, const REAL *restrict ep, REAL *restrict u,
+                                        REAL *restrict eta, REAL *restrict s, const REAL *restrict alpha,
+                                        const REAL *restrict rho, const REAL *restrict scale, REAL b0, REAL beta,
+                                        REAL dt) {
+    int32_t fired = 0;
+    for (int64_t j = 0; j < n; j++) {
+        const REAL e = rho[j] * ep[j] + (1 - rho[j]) * sp[j];
+        const REAL theta = b0 + beta * e;
+        const REAL v = alpha[j] * up[j] + scale[j] * cur[j] - dt * theta * sp[j];
+        const int32_t fire = v > theta;
+        eta[j] = e;
+        u[j] = v;
+        s[j] = (REAL)fire;
+        fired += fire;
+    }
+    return fired;
+}
+
+static inline int32_t NAME(lif_update)(int64_t n, const REAL *restrict cur, const REAL *restrict sp,
+                                       const REAL *restrict up, REAL *restrict u, REAL *restrict s,
+                                       const REAL *restrict alpha, const REAL *restrict scale, REAL b0, REAL reset) {
+    int32_t fired = 0;
+    for (int64_t j = 0; j < n; j++) {
+        const REAL v = alpha[j] * up[j] + scale[j] * cur[j] - reset * sp[j];
+        const int32_t fire = v > b0;
+        u[j] = v;
+        s[j] = (REAL)fire;
+        fired += fire;
+    }
+    return fired;
+}
+
+/* One ALIF step for B samples (parallel over samples). mode 0: the current I_t is given in cur; otherwise
+   cur = c + W s_prev, spike-driven (mode 1: CSR of W^T; mode 2: dense W^T rows). Then, per neuron,
+   eta = rho eta_prev + (1 - rho) s_prev and theta = b0 + beta eta (adaptive; else theta = b0 and eta is not
+   touched), u = alpha u_prev + scale I - dt theta s_prev, s = [u > theta]. Returns the number of spikes written. */
+int64_t NAME(alif_forward_step)(int64_t batch, int64_t n, int mode, const REAL *c, const REAL *s_prev, REAL *cur,
+                                const int64_t *ptr, const int32_t *idx, const REAL *val, const REAL *wt,
+                                const REAL *u_prev, REAL *u, const REAL *eta_prev, REAL *eta, REAL *s,
+                                const REAL *alpha, const REAL *rho, const REAL *scale, double b0, double beta,
+                                double dt, int adaptive, int threads) {
+    int64_t count = 0;
+#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
+    for (int64_t b = 0; b < batch; b++) {
+        const int64_t o = b * n;
+        if (mode != 0) {
+            if (cur + o != c + o) memcpy(cur + o, c + o, (size_t)n * sizeof(REAL));
+            NAME(add_events)(n, s_prev + o, mode == 1 ? ptr : NULL, idx, val, wt, cur + o);
+        }
+        if (adaptive)
+            count += NAME(alif_update)(n, cur + o, s_prev + o, u_prev + o, eta_prev + o, u + o, eta + o, s + o, alpha,
+                                       rho, scale, (REAL)b0, (REAL)beta, (REAL)dt);
+        else
+            count += NAME(lif_update)(n, cur + o, s_prev + o, u_prev + o, u + o, s + o, alpha, scale, (REAL)b0,
+                                      (REAL)(b0 * dt));
+    }
+    return count;
+}
+
+/* Columns b0 .. b1 - 1 of gt (N, B) = g (B, N)^T: the rows b0 .. b1 - 1 of g, in blocks of 64 of its columns. */
+static void NAME(transpose_rows)(int64_t batch, int64_t n, int64_t b0, int64_t b1, const REAL *g,
+                                 REAL *restrict gt) {
+    for (int64_t j0 = 0; j0 < n; j0 += 64) {
+        const int64_t j1 = j0 + 64 < n ? j0 + 64 : n;
+        for (int64_t b = b0; b < b1; b++)
+            for (int64_t j = j0; j < j1; j++) gt[j * batch + b] = g[b * n + j];
+    }
+}
+
+/* Vectors of 64 bytes (GCC/Clang vector extension; lowered to narrower registers where the CPU has none), loadable
+   from any address aligned to REAL, allowed to alias arrays of REAL. */
+typedef REAL NAME(vec) __attribute__((vector_size(64), aligned(sizeof(REAL)), may_alias));
+#define LANES ((int64_t)(64 / sizeof(REAL)))
+
+/* acc[:] += sum_k val[k] gt[idx[k], :] over k in [k0, k1), rows of `batch` values (gt: the rows of one tile, idx:
+   offsets in the tile): one output row's share of one tile in the product with W^T in CSR. Blocks of 4 vectors of
+   samples are held in registers (two chains of accumulators, so that the adds' latency overlaps); leftover samples
+   take a scalar loop. */
+static inline void NAME(spmm_row)(int64_t batch, const REAL *gt, int64_t k0, int64_t k1, const uint8_t *idx,
+                                  const REAL *val, REAL *restrict acc) {
+    const int64_t full = batch - batch % (4 * LANES);
+    for (int64_t b0 = 0; b0 < full; b0 += 4 * LANES) {
+        NAME(vec) a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
+        int64_t k = k0;
+        for (; k + 1 < k1; k += 2) {
+            const REAL w = val[k], v = val[k + 1];
+            const NAME(vec) *row = (const NAME(vec) *)(gt + (int64_t)idx[k] * batch + b0);
+            const NAME(vec) *nxt = (const NAME(vec) *)(gt + (int64_t)idx[k + 1] * batch + b0);
+            a0 += w * row[0];
+            a1 += w * row[1];
+            a2 += w * row[2];
+            a3 += w * row[3];
+            c0 += v * nxt[0];
+            c1 += v * nxt[1];
+            c2 += v * nxt[2];
+            c3 += v * nxt[3];
+        }
+        if (k < k1) {
+            const REAL w = val[k];
+            const NAME(vec) *row = (const NAME(vec) *)(gt + (int64_t)idx[k] * batch + b0);
+            a0 += w * row[0];
+            a1 += w * row[1];
+            a2 += w * row[2];
+            a3 += w * row[3];
+        }
+        NAME(vec) *out = (NAME(vec) *)(acc + b0);
+        out[0] += a0 + c0;
+        out[1] += a1 + c1;
+        out[2] += a2 + c2;
+        out[3] += a3 + c3;
+    }
+    for (int64_t b = full; b < batch; b++) {
+        REAL sum = 0;
+        for (int64_t k = k0; k < k1; k++) sum += val[k] * gt[(int64_t)idx[k] * batch + b];
+        acc[b] += sum;
+    }
+}
+
+/* Columns i0 .. i1 - 1 of out (B, N) += g W, with W^T in tiled CSR (csr_tile) and gt = g^T (N, B) complete; acc_t:
+   scratch (N, B), rows i0 .. i1 - 1 used. Tile by tile, so that each tile's rows of gt stay in cache while every
+   output row takes its entries from that tile; then the rows of acc_t are added, transposed, into out. One thread's
+   share of the product: threads with disjoint ranges of i need no synchronisation. */
+static void NAME(spmm_tiled)(int64_t batch, int64_t n, int64_t i0, int64_t i1, int64_t tiles, int64_t tile,
+                             const REAL *gt, const int64_t *tptr, const uint8_t *tidx, const REAL *tval, REAL *acc_t,
+                             REAL *out) {
+    if (i1 <= i0) return;
+    memset(acc_t + i0 * batch, 0, (size_t)((i1 - i0) * batch) * sizeof(REAL));
+    for (int64_t t = 0; t < tiles; t++) {
+        const int64_t *p = tptr + t * n;
+        const REAL *rows = gt + t * tile * batch;
+        for (int64_t i = i0; i < i1; i++) NAME(spmm_row)(batch, rows, p[i], p[i + 1], tidx, tval, acc_t + i * batch);
+    }
+    for (int64_t j0 = i0; j0 < i1; j0 += 64) {
+        const int64_t j1 = j0 + 64 < i1 ? j0 + 64 : i1;
+        for (int64_t b = 0; b < batch; b++)
+            for (int64_t j = j0; j < j1; j++) out[b * n + j] += acc_t[j * batch + b];
+    }
+}
+#undef LANES
+
+/* out (B, N) += g W with W^T in tiled CSR (csr_tile); gt and acc_t: scratch of B * N values each. */
+void NAME(csr_matmul_t)(int64_t batch, int64_t n, const REAL *g, int64_t tiles, int64_t tile, const int64_t *tptr,
+                        const uint8_t *tidx, const REAL *tval, REAL *gt, REAL *acc_t, REAL *out, int threads) {
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        const int parts = omp_get_num_threads(), part = omp_get_thread_num();
+        NAME(transpose_rows)(batch, n, batch * part / parts, batch * (part + 1) / parts, g, gt);
+#pragma omp barrier
+        NAME(spmm_tiled)(batch, n, n * part / parts, n * (part + 1) / parts, tiles, tile, gt, tptr, tidx, tval, acc_t,
+                         out);
+    }
+}
+
+/* The CSR (ptr, idx, val) reordered by tiles of `tile` <= 256 consecutive column indices: tptr (tiles * N + 1)
+   delimits, for tile t and row i, the entries tptr[t N + i] .. tptr[t N + i + 1] of tidx (column offsets in the
+   tile, one byte each) and tval (column order kept). */
+void NAME(csr_tile)(int64_t n, int64_t tile, const int64_t *ptr, const int32_t *idx, const REAL *val,
+                    int64_t *tptr, uint8_t *tidx, REAL *tval) {
+    const int64_t tiles = (n + tile - 1) / tile;
+    memset(tptr, 0, (size_t)(tiles * n + 1) * sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = ptr[i]; k < ptr[i + 1]; k++) tptr[(idx[k] / tile) * n + i + 1]++;
+    for (int64_t q = 0; q < tiles * n; q++) tptr[q + 1] += tptr[q];
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = ptr[i]; k < ptr[i + 1]; k++) {
+            const int64_t slot = (idx[k] / tile) * n + i;
+            const int64_t at = tptr[slot]++;
+            tidx[at] = (uint8_t)(idx[k] % tile);
+            tval[at] = val[k];
+        }
+    for (int64_t q = tiles * n; q > 0; q--) tptr[q] = tptr[q - 1];
+    tptr[0] = 0;
+}
+
+/* The surrogate derivative psi(v) at v = u - theta (theta = b0 + beta eta when adaptive, else b0) for one sample,
+   from the constants c of hrsnn/fused.py (_native_surrogate): kind 1, multi-Gaussian
+   c0 e^{c1 v^2} - c2 (e^{c3 v^2 + c4 v} + e^{c3 v^2 - c4 v}) (its side lobes 2 c2 e^{c3 v^2} cosh(c4 v));
+   2, Gaussian c0 e^{c1 v^2}; 3, triangle c0 max(0, 1 - |v| / c1); 4, SLAYER exponential c0 e^{-c1 |v|};
+   5, fast sigmoid c0 / (1 + c1 |v|)^2; 6, arctan c0 / (1 + (c1 v)^2). */
+static void NAME(surrogate_row)(int kind, const double *c, int64_t n, const REAL *restrict u, const REAL *restrict eta,
+                                REAL b0, REAL beta, int adaptive, REAL *restrict psi) {
+    const REAL c0 = (REAL)c[0], c1 = (REAL)c[1], c2 = (REAL)c[2], c3 = (REAL)c[3], c4 = (REAL)c[4];
+    if (adaptive)
+        for (int64_t j = 0; j < n; j++) psi[j] = u[j] - (b0 + beta * eta[j]);
+    else
+        for (int64_t j = 0; j < n; j++) psi[j] = u[j] - b0;
+    switch (kind) {
+    case 1:
+        for (int64_t j = 0; j < n; j++) {
+            const REAL v = psi[j], v2 = v * v;
+            psi[j] = c0 * EXP(c1 * v2) - c2 * (EXP(c3 * v2 + c4 * v) + EXP(c3 * v2 - c4 * v));
+        }
+        break;
+    case 2:
+        for (int64_t j = 0; j < n; j++) psi[j] = c0 * EXP(c1 * psi[j] * psi[j]);
+        break;
+    case 3:
+        for (int64_t j = 0; j < n; j++) {
+            const REAL y = 1 - (psi[j] < 0 ? -psi[j] : psi[j]) / c1;
+            psi[j] = c0 * (y > 0 ? y : 0);
+        }
+        break;
+    case 4:
+        for (int64_t j = 0; j < n; j++) psi[j] = c0 * EXP(-c1 * (psi[j] < 0 ? -psi[j] : psi[j]));
+        break;
+    case 5:
+        for (int64_t j = 0; j < n; j++) {
+            const REAL y = 1 / (1 + c1 * (psi[j] < 0 ? -psi[j] : psi[j]));
+            psi[j] = c0 * (y * y);
+        }
+        break;
+    default:
+        for (int64_t j = 0; j < n; j++) {
+            const REAL x = c1 * psi[j];
+            psi[j] = c0 / (1 + x * x);
+        }
+        break;
+    }
+}
+
+/* The per-entry backward update of one sample (see alif_backward_step), restrict pointers so that it vectorises;
+   g_s, g_u, g_eta point to zeros where there is no external gradient. */
+static inline void NAME(alif_backward_row)(int64_t n, const REAL *restrict psi, const REAL *restrict g_s,
+                                           const REAL *restrict g_u, const REAL *restrict g_eta,
+                                           const REAL *restrict s_prev, const REAL *restrict eta_prev,
+                                           const REAL *restrict eta, const REAL *restrict u_prev,
+                                           const REAL *restrict cur, REAL *restrict u_bar, REAL *restrict eta_bar,
+                                           REAL *restrict s_bar, REAL *restrict acc_alpha, REAL *restrict acc_rho,
+                                           REAL *restrict i_bar, const REAL *restrict alpha, const REAL *restrict rho,
+                                           const REAL *restrict scale, REAL b0, REAL beta, REAL dt, REAL r_m) {
+    for (int64_t j = 0; j < n; j++) {
+        const REAL pp = (s_bar[j] + g_s[j]) * psi[j];
+        const REAL ub = u_bar[j] + pp + g_u[j];
+        const REAL eb = eta_bar[j] + g_eta[j] - beta * pp - beta * dt * ub * s_prev[j];
+        s_bar[j] = (1 - rho[j]) * eb - dt * ub * (b0 + beta * eta[j]);
+        acc_rho[j] += eb * (eta_prev[j] - s_prev[j]);
+        eta_bar[j] = eb * rho[j];
+        acc_alpha[j] += ub * (u_prev[j] - r_m * cur[j]);
+        i_bar[j] = scale[j] * ub;
+        u_bar[j] = alpha[j] * ub;
+    }
+}
+
+static inline void NAME(lif_backward_row)(int64_t n, const REAL *restrict psi, const REAL *restrict g_s,
+                                          const REAL *restrict g_u, const REAL *restrict u_prev,
+                                          const REAL *restrict cur, REAL *restrict u_bar, REAL *restrict s_bar,
+                                          REAL *restrict acc_alpha, REAL *restrict i_bar, const REAL *restrict alpha,
+                                          const REAL *restrict scale, REAL reset, REAL r_m) {
+    for (int64_t j = 0; j < n; j++) {
+        const REAL ub = u_bar[j] + (s_bar[j] + g_s[j]) * psi[j] + g_u[j];
+        s_bar[j] = reset * ub;
+        acc_alpha[j] += ub * (u_prev[j] - r_m * cur[j]);
+        i_bar[j] = scale[j] * ub;
+        u_bar[j] = alpha[j] * ub;
+    }
+}
+
+/* One backward step of the ALIF kernel (hrsnn/fused.py, docstring of the module; step t + 1 there). The surrogate
+   derivative is psi when `surrogate` is 0, else computed here (surrogate_row, constants sg) from u (u_t) and eta.
+   Per entry:
+   pre = s_bar + g_s, u_bar += pre psi + g_u; adaptive: eta_bar += g_eta - beta pre psi - beta dt u_bar s_prev,
+   s_bar = (1 - rho) eta_bar - dt u_bar theta with theta = b0 + beta eta, acc_rho += eta_bar (eta_prev - s_prev),
+   eta_bar *= rho; LIF: s_bar = -b0 dt u_bar; then acc_alpha += u_bar (u_prev - r_m cur), i_bar = scale u_bar,
+   u_bar *= alpha. With a tiled CSR of W^T (tptr not NULL; csr_tile) it then adds i_bar W to s_bar (gt, acc_t:
+   scratch of B * N values each). g_s, g_u, g_eta may be NULL (no external gradient). Returns 0, or -1 when out
+   of memory. */
+int NAME(alif_backward_step)(int64_t batch, int64_t n, int adaptive, int surrogate, const double *sg, const REAL *u,
+                             const REAL *psi, const REAL *g_s,
+                             const REAL *g_u, const REAL *g_eta, const REAL *s_prev, const REAL *eta_prev,
+                             const REAL *eta, const REAL *u_prev, const REAL *cur, REAL *u_bar, REAL *eta_bar,
+                             REAL *s_bar, REAL *acc_alpha, REAL *acc_rho, REAL *i_bar, const REAL *alpha,
+                             const REAL *rho, const REAL *scale, double b0, double beta, double dt, double r_m,
+                             int64_t tiles, int64_t tile, const int64_t *tptr, const uint8_t *tidx,
+                             const REAL *tval, REAL *gt, REAL *acc_t, int threads) {
+    const int parts = threads > 1 ? threads : 1;
+    REAL *zeros = calloc((size_t)(n > 0 ? n : 1) * (size_t)(1 + (surrogate ? parts : 0)), sizeof(REAL));
+    if (!zeros) return -1;
+#pragma omp parallel num_threads(parts) if (parts > 1)
+    {
+        const int nth = omp_get_num_threads(), me = omp_get_thread_num();
+        const int64_t first = batch * me / nth, last = batch * (me + 1) / nth;
+        REAL *psi_row = zeros + n * (1 + me);
+        for (int64_t b = first; b < last; b++) {
+            const int64_t o = b * n;
+            const REAL *gs = g_s ? g_s + o : zeros, *gu = g_u ? g_u + o : zeros, *ps = psi_row;
+            if (surrogate)
+                NAME(surrogate_row)(surrogate, sg, n, u + o, eta + o, (REAL)b0, (REAL)beta, adaptive, psi_row);
+            else
+                ps = psi + o;
+            if (adaptive)
+                NAME(alif_backward_row)(n, ps, gs, gu, g_eta ? g_eta + o : zeros, s_prev + o, eta_prev + o, eta + o,
+                                        u_prev + o, cur + o, u_bar + o, eta_bar + o, s_bar + o, acc_alpha + o,
+                                        acc_rho + o, i_bar + o, alpha, rho, scale, (REAL)b0, (REAL)beta, (REAL)dt,
+                                        (REAL)r_m);
+            else
+                NAME(lif_backward_row)(n, ps, gs, gu, u_prev + o, cur + o, u_bar + o, s_bar + o, acc_alpha + o,
+                                       i_bar + o, alpha, scale, (REAL)(-b0 * dt), (REAL)r_m);
+        }
+        if (tptr) { /* one barrier: the transposed gradient rows of every thread are needed by all */
+            NAME(transpose_rows)(batch, n, first, last, i_bar, gt);
+#pragma omp barrier
+            NAME(spmm_tiled)(batch, n, n * me / nth, n * (me + 1) / nth, tiles, tile, gt, tptr, tidx, tval, acc_t,
+                             s_bar);
+        }
+    }
+    free(zeros);
+    return 0;
+}
+
+/* acc[k] += v g[idx[k]] for k in [k0, k1) (restrict pointers: vectorised with gathers where the CPU has them). */
+static inline void NAME(gather_add)(int64_t k0, int64_t k1, REAL v, const REAL *restrict g,
+                                    const int32_t *restrict idx, REAL *restrict acc) {
+    for (int64_t k = k0; k < k1; k++) acc[k] += v * g[idx[k]];
+}
+
+/* The weight gradient on the synapses only, from the nonzero s[r, i] (rows r = (t, b) of the (R, N) arrays g and
+   s): out[j, i] = sum_r g[r, j] s[r, i] for every synapse i -> j of the CSR of W^T, 0 elsewhere (out (N, N) is
+   written whole). First the list of nonzeros of every row of s; then each thread sums, row after row, the entries
+   of its range of sources (one copy of the nnz values, no races, the same order whatever the thread count);
+   finally out is written row by row from the synapse list by target (row_ptr, cols, pos of csr_transpose).
+   Returns 0, or -1 when out of memory. */
+int NAME(csr_weight_grad)(int64_t rows, int64_t n, const REAL *g, const REAL *s, const int64_t *ptr,
+                          const int32_t *idx, const int64_t *row_ptr, const int32_t *cols, const int64_t *pos,
+                          REAL *out, int threads) {
+    int64_t *ev_ptr = malloc((size_t)(rows + 1) * sizeof(int64_t));
+    REAL *acc = calloc((size_t)(ptr[n] > 0 ? ptr[n] : 1), sizeof(REAL));
+    int32_t *ev_idx = NULL;
+    int status = -1;
+    if (!ev_ptr || !acc) goto done;
+    ev_ptr[0] = 0;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t count = 0;
+        for (int64_t i0 = 0; i0 < n; i0 += 64)
+            count += __builtin_popcountll(NONZERO_BITS(s + r * n + i0, n - i0 < 64 ? n - i0 : 64));
+        ev_ptr[r + 1] = count;
+    }
+    for (int64_t r = 0; r < rows; r++) ev_ptr[r + 1] += ev_ptr[r];
+    ev_idx = malloc((size_t)(ev_ptr[rows] > 0 ? ev_ptr[rows] : 1) * sizeof(int32_t));
+    if (!ev_idx) goto done;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t e = ev_ptr[r];
+            for (int64_t i0 = 0; i0 < n; i0 += 64)
+                for (uint64_t bits = NONZERO_BITS(s + r * n + i0, n - i0 < 64 ? n - i0 : 64); bits; bits &= bits - 1)
+                    ev_idx[e++] = (int32_t)(i0 + __builtin_ctzll(bits));
+        }
+        const int parts = omp_get_num_threads(), part = omp_get_thread_num();
+        const int64_t first = n * part / parts, last = n * (part + 1) / parts;
+        for (int64_t r = 0; r < rows; r++) {
+            const REAL *g_r = g + r * n, *s_r = s + r * n;
+            for (int64_t e = ev_ptr[r]; e < ev_ptr[r + 1]; e++) {
+                const int64_t i = ev_idx[e];
+                if (i < first || i >= last) continue;
+                NAME(gather_add)(ptr[i], ptr[i + 1], s_r[i], g_r, idx, acc);
+            }
+        }
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < n; j++) {
+            REAL *row = out + j * n;
+            memset(row, 0, (size_t)n * sizeof(REAL));
+            for (int64_t e = row_ptr[j]; e < row_ptr[j + 1]; e++) row[cols[e]] = acc[pos[e]];
+        }
+    }
+    status = 0;
+done:
+    free(ev_ptr);
+    free(ev_idx);
+    free(acc);
+    return status;
+}
+
+/* CSR of W^T (ptr: N + 1, idx, val: one entry per synapse) from W (N, N) and its synapse pattern (N, N, one byte per
+   entry, row j = target; NULL: the nonzero entries of W), entries of each row in increasing target order; also the
+   synapses by target (row_ptr: N + 1, cols: sources, pos: where each sits in idx/val). The synapses of each row
+   of W are listed first (threads split the rows), then sorted by source (counting sort). idx, val, cols and pos
+   hold as many entries as the pattern has nonzeros. */
+void NAME(csr_transpose)(int64_t n, const uint8_t *pattern, const REAL *w, int64_t *ptr, int32_t *idx, REAL *val,
+                         int64_t *row_ptr, int32_t *cols, int64_t *pos, int threads) {
+    row_ptr[0] = 0;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t j = 0; j < n; j++) {
+        int64_t count = 0;
+        for (int64_t i0 = 0; i0 < n; i0 += 64) {
+            const int64_t len = n - i0 < 64 ? n - i0 : 64;
+            count += __builtin_popcountll(pattern ? nonzero_bits_u8(pattern + j * n + i0, len)
+                                                  : NONZERO_BITS(w + j * n + i0, len));
+        }
+        row_ptr[j + 1] = count;
+    }
+    for (int64_t j = 0; j < n; j++) row_ptr[j + 1] += row_ptr[j];
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t j = 0; j < n; j++) {
+        int64_t e = row_ptr[j];
+        for (int64_t i0 = 0; i0 < n; i0 += 64) {
+            const int64_t len = n - i0 < 64 ? n - i0 : 64;
+            uint64_t bits = pattern ? nonzero_bits_u8(pattern + j * n + i0, len) : NONZERO_BITS(w + j * n + i0, len);
+            for (; bits; bits &= bits - 1) cols[e++] = (int32_t)(i0 + __builtin_ctzll(bits));
+        }
+    }
+    memset(ptr, 0, (size_t)(n + 1) * sizeof(int64_t));
+    for (int64_t e = 0; e < row_ptr[n]; e++) ptr[cols[e] + 1]++;
+    for (int64_t i = 0; i < n; i++) ptr[i + 1] += ptr[i];
+    for (int64_t j = 0; j < n; j++) /* ptr[i] runs through the slots of source i, then is shifted back */
+        for (int64_t e = row_ptr[j]; e < row_ptr[j + 1]; e++) {
+            const int64_t at = ptr[cols[e]]++;
+            idx[at] = (int32_t)j;
+            val[at] = w[j * n + cols[e]];
+            pos[e] = at;
+        }
+    for (int64_t i = n; i > 0; i--) ptr[i] = ptr[i - 1];
+    ptr[0] = 0;
+}

@@ -1,0 +1,382 @@
+"""The compiled kernels (hrsnn._native): build and cache, fallback without a compiler, and exactness of every path."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hrsnn import _native
+from hrsnn import fused as fused_module
+from hrsnn.fused import Recurrence, alif_sequence_tm, lif_hard_sequence_tm
+from hrsnn.neurons import ALIFState, alif_step, lif_hard_reset_step
+from hrsnn.surrogates import MultiGaussian, Triangle
+
+needs_native = pytest.mark.skipif(
+    _native.kernels() is None, reason="compiled kernels unavailable (no working C compiler, or HRSNN_NATIVE=0)"
+)
+
+
+@pytest.fixture
+def fresh_loader(monkeypatch):
+    """A loader that has not tried yet (the real library is reloaded afterwards)."""
+    monkeypatch.delenv(_native.ENV_SWITCH, raising=False)
+    _native._load.cache_clear()
+    yield
+    _native._load.cache_clear()
+
+
+class _Calls:
+    """Counts the compiled functions called (to prove that a test ran the compiled path)."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.names: list[str] = []
+        original = _native.Kernels.function
+
+        def function(kernels, name, dtype):
+            self.names.append(name)
+            return original(kernels, name, dtype)
+
+        monkeypatch.setattr(_native.Kernels, "function", function)
+
+
+def test_switch_off_gives_the_pytorch_path(monkeypatch):
+    monkeypatch.setenv(_native.ENV_SWITCH, "0")
+    assert _native.kernels() is None
+    assert Recurrence(torch.eye(8, dtype=torch.float64), True).native is None
+
+
+@pytest.mark.parametrize("compiler", ["missing", "failing"])
+def test_without_a_working_compiler_one_warning_and_the_pytorch_path(
+    compiler, fresh_loader, monkeypatch, caplog, tmp_path
+):
+    """No compiler on PATH, or one that fails: kernels() is None after one logged warning (not an error), and the
+    kernels run on PyTorch ops with the reference's results. A failing compiler leaves a note per flag set, and a
+    later build does not run it again."""
+    monkeypatch.setenv(_native.ENV_CACHE, str(tmp_path))
+    if compiler == "missing":
+        monkeypatch.setenv("CC", "hrsnn-no-such-compiler")
+    else:
+        failing = shutil.which("false")
+        if failing is None:
+            pytest.skip("no 'false' program to stand in for a failing compiler")
+        monkeypatch.setenv("CC", failing)
+    with caplog.at_level(logging.WARNING, logger="hrsnn._native"):
+        assert _native.kernels() is None
+        assert _native.kernels() is None
+        currents, weight, alpha, rho, u0, s0, eta0 = _case(torch.float64, n=12, batch=3, steps=15, density=0.5)
+        spikes = alif_sequence_tm(currents, weight, alpha, rho, u0, s0, eta0, b0=0.02, beta=1.8,
+                                  surrogate=MultiGaussian(), sparse=True)[0]  # fmt: skip
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "PyTorch path" in warnings[0].getMessage()
+    ref = _reference_alif(currents, weight, alpha, rho, (u0, s0, eta0), beta=1.8, surrogate=MultiGaussian())[0]
+    assert torch.equal(spikes, ref) and ref.sum() > 0
+    left = sorted(p.suffix for p in tmp_path.iterdir())
+    if compiler == "missing":
+        assert left == []
+        return
+    assert left == [".failed"] * 3  # no library, no temporary file
+    runs, run = [], _native._run
+
+    def recorded(cmd):
+        runs.append(cmd)
+        return run(cmd)
+
+    monkeypatch.setattr(_native, "_run", recorded)
+    with pytest.raises(_native.NativeBuildError, match="failed before"):
+        _native.build(tmp_path)
+    assert runs and all("--version" in cmd for cmd in runs)  # the compiler was only asked its version
+
+
+@needs_native
+def test_a_library_of_another_calling_convention_is_refused(fresh_loader, monkeypatch, caplog):
+    monkeypatch.setattr(_native, "ABI", _native.ABI + 1)
+    with caplog.at_level(logging.WARNING, logger="hrsnn._native"):
+        assert _native.kernels() is None
+    assert "calling convention" in caplog.text
+
+
+@needs_native
+@pytest.mark.slow
+def test_concurrent_builds_leave_one_library_that_later_builds_reuse(tmp_path):
+    """Two processes compiling into the same empty folder at once: both get the same loadable library and no
+    temporary file is left behind (each writes its own temporary name and renames it into place); a later build
+    finds it and compiles nothing."""
+    code = (
+        "import ctypes, sys; from pathlib import Path; from hrsnn._native import build; "
+        "p = build(Path(sys.argv[1])); ctypes.CDLL(str(p)); print(p)"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    paths = {p.communicate(timeout=300)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert len(paths) == 1
+    library = Path(paths.pop())
+    assert [p.name for p in tmp_path.iterdir()] == [library.name]
+    stamp = library.stat().st_mtime_ns
+    assert _native.build(tmp_path) == library and library.stat().st_mtime_ns == stamp
+
+
+@needs_native
+def test_csr_of_the_transpose_by_hand():
+    """W (3 x 3, row = target) with a mask that keeps one zero weight: the CSR of Wᵀ lists, per source, its targets
+    in order; the by-target list points back into it."""
+    w = torch.tensor([[0.0, 2.0, 0.0], [3.0, 0.0, 4.0], [0.0, 5.0, 0.0]], dtype=torch.float64)
+    mask = torch.tensor([[True, True, False], [True, False, True], [False, True, False]])
+    ptr, idx, val, row_ptr, cols, pos = Recurrence(w, True, mask).native_csr
+    assert ptr.tolist() == [0, 2, 4, 5]  # source 0 -> targets 0 (w = 0, kept by the mask), 1; source 1 -> 0, 2; ...
+    assert idx.tolist() == [0, 1, 0, 2, 1] and val.tolist() == [0.0, 3.0, 2.0, 5.0, 4.0]
+    assert row_ptr.tolist() == [0, 2, 4, 5] and cols.tolist() == [0, 1, 0, 2, 1] and pos.tolist() == [0, 2, 1, 4, 3]
+    ptr, idx, val = Recurrence(w, True).native_csr[:3]  # no mask: W's nonzeros
+    assert ptr.tolist() == [0, 1, 3, 4] and idx.tolist() == [1, 0, 2, 1] and val.tolist() == [3.0, 2.0, 5.0, 4.0]
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("n", "batch", "density"), [(300, 70, 0.1), (129, 64, 0.4), (70, 5, 1.0)])
+def test_compiled_products_equal_dense_products(dtype, n, batch, density, monkeypatch):
+    """Spike-driven forward product (CSR and dense rows, spikes not all 0/1), tiled backward product (several tiles,
+    a partial last tile, batches beyond and below one register block) and the weight gradient on the synapses, each
+    against the dense product in float64."""
+    calls = _Calls(monkeypatch)
+    g = torch.Generator().manual_seed(n)
+    mask = torch.rand(n, n, generator=g) < density
+    w = torch.randn(n, n, generator=g, dtype=torch.float64) * mask
+    s = (torch.rand(4, batch, n, generator=g) < 0.1).double()
+    s[0, 0, :4] = torch.tensor([0.5, -2.0, 3.0, 1.0])
+    grads = torch.randn(4, batch, n, generator=g, dtype=torch.float64)
+    c = torch.randn(batch, n, generator=g, dtype=torch.float64)
+    tol = 1e-12 if dtype == torch.float64 else 2e-4
+    for sparse in (True, False):
+        rec = Recurrence(w.to(dtype), sparse, mask, events=True)
+        out = torch.empty(batch, n, dtype=dtype)
+        got = rec.add_into(out, c.to(dtype), s[0].to(dtype))
+        torch.testing.assert_close(got.double(), c + s[0] @ w.t(), rtol=tol, atol=tol)
+        acc = c.to(dtype).clone()
+        got = rec.add_transposed_(acc, grads[0].to(dtype))
+        torch.testing.assert_close(got.double(), c + grads[0] @ w, rtol=tol, atol=tol)
+        got = rec.weight_grad(grads.to(dtype), s.to(dtype))
+        expected = torch.einsum("tbj,tbi->ji", grads, s)
+        torch.testing.assert_close(got.double() * mask, expected * mask, rtol=tol, atol=tol * 10)
+        if sparse and bool((~mask).any()):
+            assert float(got[~mask].abs().max()) == 0.0
+    assert {"event_matmul", "csr_matmul_t", "csr_weight_grad"} <= set(calls.names)
+
+
+def _case(dtype, *, n, batch, steps, density, seed=0, rho_one=False, scale=0.6):
+    g = torch.Generator().manual_seed(seed)
+    currents = torch.rand(steps, batch, n, generator=g, dtype=torch.float64) * scale
+    mask = torch.rand(n, n, generator=g) < density
+    weight = torch.randn(n, n, generator=g, dtype=torch.float64) * 0.4 * mask
+    alpha = torch.rand(n, generator=g, dtype=torch.float64) * 0.5 + 0.4
+    rho = torch.rand(n, generator=g, dtype=torch.float64) * 0.2 + 0.75
+    rho = torch.ones_like(rho) if rho_one else rho
+    u0 = torch.rand(batch, n, generator=g, dtype=torch.float64) * 0.05
+    s0 = (torch.rand(batch, n, generator=g) < 0.2).double()
+    eta0 = torch.full((batch, n), 0.02, dtype=torch.float64)
+    return [t.to(dtype).requires_grad_() for t in (currents, weight, alpha, rho, u0, s0, eta0)]
+
+
+def _reference_alif(currents, weight, alpha, rho, state, *, beta, surrogate, b0=0.02):
+    state = ALIFState(*state)
+    spikes, membranes = [], []
+    for c in currents.unbind(0):
+        s, state = alif_step(c + state.s @ weight.t(), state, alpha, rho, b0=b0, beta=beta, surrogate=surrogate)
+        spikes.append(s)
+        membranes.append(state.u)
+    return torch.stack(spikes), torch.stack(membranes), state.u, state.eta
+
+
+@needs_native
+@pytest.mark.parametrize("beta", [1.8, 0.0])
+@pytest.mark.parametrize(("sparse", "events", "density"), [(True, None, 0.1), (True, True, 0.3), (True, False, 0.05),
+                                                             (False, True, 0.5), (False, None, 1.0)])  # fmt: skip
+def test_compiled_kernel_matches_step_loop_in_float64(beta, sparse, events, density, monkeypatch):
+    """Random heterogeneous τ, ALIF and LIF, sparse and dense W, spike-driven products forced on, off and chosen by
+    the spike count, batches beyond one register block: spikes identical to the step loop, membranes to 1e-12 and
+    every gradient (loss on spikes, membranes and the final u and η; a sum of spikes arrives as an expanded gradient)
+    to 1e-10 relative; the compiled path is the one that ran."""
+    monkeypatch.setattr(fused_module, "NATIVE_EVENT_MIN_SIZE", 0)
+    calls = _Calls(monkeypatch)
+    sg = MultiGaussian()
+    b0 = 0.02 if beta else 0.3  # LIF: a higher threshold for a comparable firing rate
+    args = _case(torch.float64, n=90, batch=40, steps=20, density=density, seed=int(10 * density), rho_one=beta == 0)
+    currents, weight, alpha, rho, u0, s0, eta0 = args
+    ref = _reference_alif(currents, weight, alpha, rho, (u0, s0, eta0), beta=beta, surrogate=sg, b0=b0)
+    mask = weight.detach() != 0
+    out = alif_sequence_tm(currents, weight, alpha, rho, u0, s0, eta0, b0=b0, beta=beta, surrogate=sg,
+                           sparse=sparse, events=events, mask=mask)  # fmt: skip
+    spikes, membranes, _, u, eta = out
+    assert 50 < ref[0].sum() < 0.5 * ref[0].numel()
+    assert torch.equal(spikes, ref[0])
+    torch.testing.assert_close(membranes, ref[1], rtol=0, atol=1e-12)
+    g = torch.Generator().manual_seed(1)
+    w_m = torch.randn(membranes.shape, generator=g, dtype=torch.float64)
+    w_u, w_e = torch.randn(2, *u.shape, generator=g, dtype=torch.float64)
+    leaves = [currents, weight, alpha, rho, u0, s0, eta0]
+    g_ref = torch.autograd.grad(ref[0].sum() + (w_m * ref[1]).sum() + (w_u * ref[2]).sum() + (w_e * ref[3]).sum(),
+                                leaves)  # fmt: skip
+    g_new = torch.autograd.grad(spikes.sum() + (w_m * membranes).sum() + (w_u * u).sum() + (w_e * eta).sum(), leaves)
+    for name, gr, gn in zip(["c", "W", "alpha", "rho", "u0", "s0", "eta0"], g_ref, g_new, strict=True):
+        if name == "W":
+            gr, gn = gr * mask, gn * mask
+        assert float((gn - gr).abs().max()) <= 1e-10 * max(float(gr.abs().max()), 1e-12), name
+    assert {"alif_forward_step", "alif_backward_step"} <= set(calls.names)
+    assert not sparse or "csr_transpose" in calls.names
+
+
+@needs_native
+@pytest.mark.parametrize("sparse", [True, False])
+def test_compiled_kernel_in_float32_agrees_with_float64(sparse, monkeypatch):
+    """float32 on the compiled path: the same spikes as the float64 step loop on a short sequence, gradients to
+    float32 rounding."""
+    calls = _Calls(monkeypatch)
+    sg = Triangle()
+    args32 = _case(torch.float32, n=100, batch=70, steps=12, density=0.2, seed=3)
+    args64 = [a.detach().double().requires_grad_() for a in args32]
+    ref = _reference_alif(*args64[:4], tuple(args64[4:]), beta=1.8, surrogate=sg)
+    out = alif_sequence_tm(*args32, b0=0.02, beta=1.8, surrogate=sg, sparse=sparse, events=True,
+                           mask=args32[1].detach() != 0)  # fmt: skip
+    assert torch.equal(out[0].double(), ref[0]) and ref[0].sum() > 50
+    mask = args64[1].detach() != 0
+    g_ref = torch.autograd.grad((ref[1] * ref[1]).sum(), args64[:3])
+    g_new = torch.autograd.grad((out[1] * out[1]).sum(), args32[:3])
+    for gr, gn in zip(g_ref, g_new, strict=True):
+        if gr.shape == mask.shape:
+            gr, gn = gr * mask, gn * mask
+        assert float((gn.double() - gr).abs().max()) <= 1e-4 * float(gr.abs().max())
+    assert "alif_backward_step" in calls.names
+
+
+@needs_native
+def test_hard_reset_lif_uses_the_compiled_products(monkeypatch):
+    """The hard-reset LIF with a sparse W on the compiled products (spike-driven forward, tiled backward, weight
+    gradient on the synapses) against its step loop in float64."""
+    calls = _Calls(monkeypatch)
+    sg = MultiGaussian()
+    currents, weight, alpha, _, u0, s0, _ = _case(torch.float64, n=80, batch=40, steps=15, density=0.2, scale=1.0)
+    mask = weight.detach() != 0
+    state, spikes_ref, mem_ref = ALIFState(u0, s0, torch.zeros_like(u0)), [], []
+    for c in currents.unbind(0):
+        s, state = lif_hard_reset_step(c + state.s @ weight.t(), state, alpha, threshold=0.5, surrogate=sg)
+        spikes_ref.append(s)
+        mem_ref.append(state.u)
+    ref = (torch.stack(spikes_ref), torch.stack(mem_ref))
+    out = lif_hard_sequence_tm(currents, weight, alpha, u0, s0, threshold=0.5, surrogate=sg, sparse=True, mask=mask,
+                               events=True)  # fmt: skip
+    assert torch.equal(out[0], ref[0]) and 20 < ref[0].sum() < 0.5 * ref[0].numel()
+    leaves = [currents, weight, alpha, u0, s0]
+    g_ref = torch.autograd.grad((ref[1] * ref[1]).sum() + ref[0].sum(), leaves)
+    g_new = torch.autograd.grad((out[1] * out[1]).sum() + out[0].sum(), leaves)
+    for gr, gn in zip(g_ref, g_new, strict=True):
+        if gr.shape == mask.shape:
+            gr, gn = gr * mask, gn * mask
+        torch.testing.assert_close(gn, gr, rtol=1e-10, atol=1e-12)
+    assert {"event_matmul", "csr_matmul_t", "csr_weight_grad"} <= set(calls.names)
+
+
+@needs_native
+def test_forward_product_mode_follows_the_spike_count(monkeypatch):
+    """The compiled step adds the CSR entries (1) or rows of Wᵀ (2) of the neurons that fired while at most the
+    measured fraction fired, else leaves the product to PyTorch (0); a small layer only when forced."""
+    w = torch.randn(16, 16, dtype=torch.float64)
+    s = torch.zeros(4, 16, dtype=torch.float64)
+    assert Recurrence(w, False).native_mode(s, 0) == 0  # 16 < NATIVE_EVENT_MIN_SIZE
+    assert Recurrence(w, True, events=True).native_mode(s, 64) == 1
+    monkeypatch.setattr(fused_module, "NATIVE_EVENT_MIN_SIZE", 16)
+    dense, sparse = Recurrence(w, False), Recurrence(w, True)
+    few_dense = int(fused_module.NATIVE_EVENT_RATE * 64)
+    few_sparse = int(fused_module.NATIVE_EVENT_RATE_SPARSE * 64)
+    assert dense.native_mode(s, few_dense) == 2 and dense.native_mode(s, few_dense + 1) == 0
+    assert sparse.native_mode(s, few_sparse) == 1 and sparse.native_mode(s, few_sparse + 1) == 0
+
+
+def test_native_env_switch_reaches_subprocesses():
+    """HRSNN_NATIVE=0 in the environment of a fresh process: no compilation is attempted at all."""
+    env = dict(os.environ, **{_native.ENV_SWITCH: "0", "CC": "hrsnn-no-such-compiler"})
+    code = "import hrsnn._native as n; assert n.kernels() is None; print(n._load.cache_info().misses)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "0" and "warning" not in done.stderr.lower()
+
+
+@needs_native
+def test_products_on_tensors_the_kernels_do_not_take_fall_back_to_pytorch():
+    """A non-contiguous current (the hard-reset LIF adds a step of its input through Recurrence.add_into): the
+    spike-driven product of a sparse W runs on PyTorch ops (Wᵀ made when first needed), with the same values."""
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(40, 40, generator=g, dtype=torch.float64) * (torch.rand(40, 40, generator=g) < 0.3)
+    rec = Recurrence(w, True, events=True)
+    s = (torch.rand(6, 40, generator=g) < 0.2).double()
+    c = torch.randn(40, 6, generator=g, dtype=torch.float64).t()  # not contiguous
+    out = torch.empty(6, 40, dtype=torch.float64)
+    torch.testing.assert_close(rec.add_into(out, c, s), c + s @ w.t(), rtol=1e-13, atol=1e-13)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Halved(MultiGaussian):
+    """A surrogate class the compiled kernels do not know: half the multi-Gaussian, no in-place form."""
+
+    def derivative(self, v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * super().derivative(v)
+
+    derivative_ = None  # type: ignore[assignment]
+
+
+@needs_native
+def test_a_surrogate_the_kernels_do_not_know_is_evaluated_with_pytorch(monkeypatch):
+    """Another surrogate class (here half the multi-Gaussian): its derivative comes from its own method in blocks of
+    steps while the rest of the backward step stays compiled; gradients equal the step loop's."""
+    calls = _Calls(monkeypatch)
+    sg = _Halved()
+    currents, weight, alpha, rho, u0, s0, eta0 = _case(torch.float64, n=50, batch=6, steps=15, density=0.3)
+    ref = _reference_alif(currents, weight, alpha, rho, (u0, s0, eta0), beta=1.8, surrogate=sg)
+    out = alif_sequence_tm(currents, weight, alpha, rho, u0, s0, eta0, b0=0.02, beta=1.8, surrogate=sg)
+    assert torch.equal(out[0], ref[0]) and ref[0].sum() > 20
+    leaves = [currents, weight, alpha, rho]
+    g_ref = torch.autograd.grad((ref[1] ** 2).sum(), leaves)
+    g_new = torch.autograd.grad((out[1] ** 2).sum(), leaves)
+    for gr, gn in zip(g_ref, g_new, strict=True):
+        torch.testing.assert_close(gn, gr, rtol=1e-10, atol=1e-12)
+    assert "alif_backward_step" in calls.names
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_a_weight_of_another_dtype_than_the_currents_is_refused_as_on_pytorch(sparse):
+    """float32 currents with a float64 W: the compiled kernels do not take the pair (they would read the weights in
+    the wrong precision); the PyTorch ops refuse it."""
+    currents, weight, alpha, rho, u0, s0, eta0 = _case(torch.float32, n=20, batch=3, steps=5, density=0.3)
+    with pytest.raises(RuntimeError, match="dtype|scalar type"):
+        alif_sequence_tm(currents, weight.detach().double(), alpha, rho, u0, s0, eta0, b0=0.02, beta=1.8,
+                         surrogate=MultiGaussian(), sparse=sparse, events=True)  # fmt: skip
+
+
+@needs_native
+def test_two_threads_give_the_one_thread_results_bit_for_bit():
+    """Every compiled kernel splits work so that each sum runs in the same order whatever the thread count (samples
+    for the forward step and the update, output rows for the sparse product, sources for the weight gradient):
+    two threads reproduce one thread's spikes, membranes and gradients exactly."""
+    sg = MultiGaussian()
+    args = _case(torch.float64, n=150, batch=70, steps=12, density=0.1, seed=9)
+    results = []
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            out = alif_sequence_tm(*args, b0=0.02, beta=1.8, surrogate=sg, sparse=True, events=True,
+                                   mask=args[1].detach() != 0)  # fmt: skip
+            grads = torch.autograd.grad(out[0].sum() + (out[1] ** 2).sum(), args)
+            results.append((out[0], out[1], *grads))
+    finally:
+        torch.set_num_threads(previous)
+    assert results[0][0].sum() > 50
+    for one, two in zip(*results, strict=True):
+        assert torch.equal(one, two)
