@@ -105,6 +105,14 @@ def check_inputs(x: Any) -> None:
     check_finite("dataset.x", x, ("sample", "step", "channel"))
 
 
+def _check_batching(batch_size: Any, shuffle: bool, generator: Any) -> None:
+    """The arguments of a data set's ``batches``: ``batch_size`` an int >= 1, a generator when shuffling."""
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ConfigError("batch_size", batch_size, "must be an int >= 1")
+    if shuffle and not isinstance(generator, torch.Generator):
+        raise ConfigError("generator", generator, "shuffle=True needs an explicit torch.Generator")
+
+
 class InMemorySequences:
     """Shared behaviour of the in-memory data sets (a frozen dataclass with fields ``x``, ``y`` and ``name``):
     sizes, ``subset``, ``to`` and mini-batch iteration."""
@@ -176,10 +184,7 @@ class InMemorySequences:
         Raises:
             ConfigError: naming ``batch_size`` or ``generator`` (shuffle without a generator).
         """
-        if not _is_int(batch_size) or batch_size < 1:
-            raise ConfigError("batch_size", batch_size, "must be an int >= 1")
-        if shuffle and not isinstance(generator, torch.Generator):
-            raise ConfigError("generator", generator, "shuffle=True needs an explicit torch.Generator")
+        _check_batching(batch_size, shuffle, generator)
         order: Tensor | None = None
         if shuffle and generator is not None:
             order = torch.randperm(self.n_samples, generator=generator, device=generator.device).to(self.x.device)
@@ -407,10 +412,7 @@ class LazySequenceDataset:
             ConfigError: naming ``batch_size`` or ``generator``; naming the data set and sample when the source
                 builds a batch of the wrong shape or dtype or with a NaN/inf.
         """
-        if not _is_int(batch_size) or batch_size < 1:
-            raise ConfigError("batch_size", batch_size, "must be an int >= 1")
-        if shuffle and not isinstance(generator, torch.Generator):
-            raise ConfigError("generator", generator, "shuffle=True needs an explicit torch.Generator")
+        _check_batching(batch_size, shuffle, generator)
         n = self.n_samples
         order = torch.randperm(n, generator=generator) if shuffle and generator is not None else torch.arange(n)
         stop = n - n % batch_size if drop_last else n
