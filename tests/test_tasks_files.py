@@ -126,3 +126,16 @@ def test_default_roots_end_in_the_user_folder(monkeypatch, tmp_path):
 def test_bad_checksum_spec_is_refused():
     with pytest.raises(Exception, match="checksum"):
         RemoteFile("a", "https://x/a", "crc:12")
+
+
+def test_downloads_skip_a_read_only_default_root(monkeypatch, tmp_path):
+    monkeypatch.delenv("HRSNN_DATA", raising=False)
+    monkeypatch.setattr(files, "USER_DATA_DIR", tmp_path / "home-data")
+    shared = tmp_path / "shared" / "data"
+    shared.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "shared")  # ../shared/data from here is `shared`
+    monkeypatch.setattr(files, "_repo_data_candidate", lambda: None)
+    assert files.download_root() == shared.resolve()
+    writable = files.os.access
+    monkeypatch.setattr(files.os, "access", lambda p, mode: False if p == shared.resolve() else writable(p, mode))
+    assert files.download_root() == tmp_path / "home-data"

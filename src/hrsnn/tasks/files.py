@@ -138,12 +138,12 @@ def candidate_roots(data_dir: str | os.PathLike[str] | None = None) -> tuple[Pat
 
 def download_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where :func:`fetch` writes: ``data_dir``, else ``$HRSNN_DATA``, else the first existing default root that
-    already holds data, else ``~/.hrsnn/data``."""
+    this user may write to (a shared read-only ``../shared/data`` is skipped), else ``~/.hrsnn/data``."""
     roots = candidate_roots(data_dir)
     if len(roots) == 1:
         return roots[0]
     for root in roots[:-1]:
-        if root.is_dir():
+        if root.is_dir() and os.access(root, os.W_OK):
             return root
     return roots[-1]
 
