@@ -21,6 +21,7 @@ from torch import Tensor
 
 from hrsnn._validate import check_seed
 from hrsnn.errors import ConfigError, DataNotFoundError
+from hrsnn.tasks.files import DATA_ENV_VAR, candidate_roots
 
 __all__ = [
     "DATA_ENV_VAR",
@@ -32,9 +33,6 @@ __all__ = [
     "split_indices",
     "split_train_val",
 ]
-
-DATA_ENV_VAR = "HRSNN_DATA"
-"""Environment variable naming the shared data folder (the one that holds ``qtdb/``)."""
 
 
 def _is_int(value: object) -> bool:
@@ -613,22 +611,15 @@ def split_train_val(ds: _D, val_fraction: float, seed: int) -> tuple[_D, _D]:
     )
 
 
-def _repo_data_candidate() -> Path | None:
-    parents = Path(__file__).resolve().parents
-    if len(parents) <= 3:
-        return None
-    # src/hrsnn/tasks/base.py -> parents[3] is the repository root of an editable install.
-    return parents[3] / ".." / "shared" / "data"
-
-
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Find the shared data folder (the one that holds ``qtdb/``, ``srnn/``, ...).
+    """Find the data root (the folder that holds ``qtdb/``, ``srnn/``, ...).
 
-    Order: the ``data_dir`` argument; else the ``HRSNN_DATA`` environment variable (when set and non-empty);
-    else ``../shared/data`` relative to the current working directory; else ``../shared/data`` relative to the
-    repository root (three levels above this file's folder, for an editable install). An explicit argument or
+    The candidates and their order come from :func:`hrsnn.tasks.files.candidate_roots`: the ``data_dir``
+    argument; else the ``HRSNN_DATA`` environment variable (when set and non-empty); else ``../shared/data``
+    relative to the current working directory, ``../shared/data`` relative to the repository of an editable
+    install, and ``~/.hrsnn/data`` (where ``hrsnn data fetch`` downloads by default). An explicit argument or
     environment variable is authoritative: when it names a missing folder the lookup fails rather than falling
-    back silently. Among the two default locations the first existing one wins.
+    back silently. Among the default locations the first existing one wins.
 
     Returns:
         The folder as an absolute, resolved path.
@@ -637,35 +628,24 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
         ConfigError: naming ``data_dir`` when it is not a non-empty path.
         DataNotFoundError: when no candidate folder exists; the message lists every path tried.
     """
+    roots = candidate_roots(data_dir)
+    for root in roots:
+        if root.is_dir():
+            return root.resolve()
+    tried = ", ".join(str(p) for p in roots)
     if data_dir is not None:
-        if not isinstance(data_dir, str | os.PathLike) or str(data_dir) == "":
-            raise ConfigError("data_dir", data_dir, "must be a non-empty path (str or os.PathLike)")
-        path = Path(data_dir).expanduser()
-        if path.is_dir():
-            return path.resolve()
         raise DataNotFoundError(
             f"data folder {str(data_dir)!r} given by --data-dir (data_dir= in Python) does not exist (tried "
-            f"{path.absolute()}); give the folder that holds the task data (e.g. qtdb/), or leave it unset and "
-            f"set ${DATA_ENV_VAR}"
+            f"{tried}); give the folder that holds the task data (e.g. qtdb/), or leave it unset and set "
+            f"${DATA_ENV_VAR}"
         )
     env = os.environ.get(DATA_ENV_VAR, "")
     if env:
-        path = Path(env).expanduser()
-        if path.is_dir():
-            return path.resolve()
         raise DataNotFoundError(
-            f"data folder given by ${DATA_ENV_VAR}={env!r} does not exist (tried {path.absolute()}); point "
+            f"data folder given by ${DATA_ENV_VAR}={env!r} does not exist (tried {tried}); point "
             f"${DATA_ENV_VAR} or --data-dir (data_dir= in Python) to the folder that holds the task data (e.g. qtdb/)"
         )
-    candidates = [Path.cwd() / ".." / "shared" / "data"]
-    repo = _repo_data_candidate()
-    if repo is not None:
-        candidates.append(repo)
-    for path in candidates:
-        if path.is_dir():
-            return path.resolve()
-    tried = ", ".join(str(p.resolve()) for p in candidates)
     raise DataNotFoundError(
-        f"no data folder found (tried {tried}); give the folder that holds the task data (e.g. qtdb/) with "
-        f"--data-dir (data_dir= in Python) or set ${DATA_ENV_VAR}"
+        f"no data folder found (tried {tried}); download a data set with `hrsnn data fetch NAME`, or give the "
+        f"folder that holds the task data (e.g. qtdb/) with --data-dir (data_dir= in Python) or set ${DATA_ENV_VAR}"
     )

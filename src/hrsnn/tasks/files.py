@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Literal
 
 from hrsnn.errors import ConfigError, DataFormatError, DataNotFoundError
-from hrsnn.tasks.base import DATA_ENV_VAR, _repo_data_candidate
 
 __all__ = [
+    "DATA_ENV_VAR",
+    "USER_DATA_DIR",
     "DatasetFiles",
     "FileStatus",
     "RemoteFile",
@@ -40,8 +41,11 @@ __all__ = [
     "status",
 ]
 
+DATA_ENV_VAR = "HRSNN_DATA"
+"""Environment variable naming the data root (the folder that holds ``qtdb/``, ``shd/``, ...)."""
+
 USER_DATA_DIR = Path("~") / ".hrsnn" / "data"
-"""Default download folder when neither ``--data-dir`` nor ``$HRSNN_DATA`` is given (also searched)."""
+"""Default download folder when neither ``--data-dir`` nor ``$HRSNN_DATA`` is given (also searched, last)."""
 
 Unpack = Literal["none", "gunzip", "untar"]
 _CHUNK = 1 << 20
@@ -117,10 +121,27 @@ class FileStatus:
         return self.path is not None
 
 
+def _repo_data_candidate() -> Path | None:
+    """``../shared/data`` next to the repository of an editable install (``src/hrsnn/tasks/`` is three levels
+    below the repository root), or None when this file does not lie that deep."""
+    parents = Path(__file__).resolve().parents
+    if len(parents) <= 3:
+        return None
+    return parents[3] / ".." / "shared" / "data"
+
+
 def candidate_roots(data_dir: str | os.PathLike[str] | None = None) -> tuple[Path, ...]:
-    """Data roots searched, in order: ``data_dir`` alone when given; else ``$HRSNN_DATA`` alone when set; else
-    ``../shared/data`` (from the current folder, then from the repository of an editable install) and
-    ``~/.hrsnn/data``. Roots that do not exist are kept (so errors can list them)."""
+    """Data roots to search, in order (the one definition of that order, also used by
+    :func:`hrsnn.tasks.base.resolve_data_dir`).
+
+    ``data_dir`` alone when given; else ``$HRSNN_DATA`` alone when set and non-empty; else the default roots
+    ``../shared/data`` from the current folder, ``../shared/data`` from the repository of an editable install
+    (when different) and ``~/.hrsnn/data`` (:data:`USER_DATA_DIR`, where :func:`fetch` writes by default).
+    Roots that do not exist are kept (so errors can list them).
+
+    Raises:
+        ConfigError: naming ``data_dir`` when it is not a non-empty path.
+    """
     if data_dir is not None:
         if not isinstance(data_dir, str | os.PathLike) or str(data_dir) == "":
             raise ConfigError("data_dir", data_dir, "must be a non-empty path (str or os.PathLike)")
