@@ -82,13 +82,6 @@ class Kernels:
                 fn = getattr(lib, f"{name}_{suffix}")
                 fn.restype, fn.argtypes = restype, argtypes
                 self._functions[(name, dtype)] = fn
-        self._advise = lib.advise_huge_pages
-        self._advise.restype, self._advise.argtypes = _INT, [_PTR, _I64]
-
-    def advise_huge_pages(self, x: Tensor) -> None:
-        """Ask the OS for transparent huge pages over x's memory before it is first written (Linux; ignored
-        elsewhere or when refused): a fresh (T, B, N) buffer then costs one page fault per 2 MiB, not per 4 KiB."""
-        self._advise(x.data_ptr(), x.numel() * x.element_size())
 
     def supports(self, *tensors: Tensor) -> bool:
         """Whether the kernels take these tensors: CPU, one dtype among float32 and float64, contiguous."""

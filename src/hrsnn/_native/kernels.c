@@ -5,15 +5,10 @@
 
    Weights in the sparse kernels are CSR of W^T: row i lists the targets j of source neuron i (idx, int32) with the
    values W[j, i] (val); ptr (int64, N + 1) delimits the rows. Arrays of states are (B, N), row-major. */
-#define _DEFAULT_SOURCE /* madvise */
 #include <stdint.h>
 #include <stdlib.h>
 #include <math.h>
 #include <string.h>
-#if defined(__linux__)
-#include <sys/mman.h>
-#include <unistd.h>
-#endif
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -141,22 +136,6 @@ static inline float exp_f32(float x) {
 #undef NAME
 #undef NONZERO_BITS
 #undef EXP
-
-/* Asks for transparent huge pages over the whole pages inside [p, p + bytes) (Linux MADV_HUGEPAGE; a no-op elsewhere,
-   or when refused), before the buffer is first written: a fresh buffer then costs one page fault per huge page
-   instead of one per base page. Returns 0 when the advice was given. */
-int advise_huge_pages(void *p, int64_t bytes) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t start = ((uintptr_t)p + page - 1) / page * page;
-    const uintptr_t end = ((uintptr_t)p + (uintptr_t)bytes) / page * page;
-    if (end > start) return madvise((void *)start, end - start, MADV_HUGEPAGE);
-#else
-    (void)p;
-    (void)bytes;
-#endif
-    return -1;
-}
 
 /* Version of the calling convention; the loader refuses a library whose number differs. */
 int hrsnn_abi(void) { return 1; }
