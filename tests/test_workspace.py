@@ -75,6 +75,12 @@ def test_zero_limit_keeps_nothing_and_release_unmaps() -> None:
     assert pool.idle_bytes == 0
 
 
+def test_buffers_are_not_views() -> None:
+    """A custom autograd Function may return a pooled buffer, and its caller may modify that output in place."""
+    t = BufferPool(64 << 20).empty((ROWS, 4), torch.float32)
+    assert t._base is None and t.is_contiguous() and t.shape == (ROWS, 4)
+
+
 def test_small_buffers_come_from_torch() -> None:
     pool = BufferPool(64 << 20)
     t = pool.empty((10, 3), torch.float64)

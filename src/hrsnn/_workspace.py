@@ -89,7 +89,8 @@ class BufferPool:
         block = self._take(size)
         view = memoryview(block)
         weakref.finalize(view, self._give_back, block)
-        return torch.frombuffer(view, dtype=dtype, count=math.prod(shape)).view(shape)
+        flat = torch.frombuffer(view, dtype=dtype, count=math.prod(shape))
+        return torch.empty(0, dtype=dtype).set_(flat.untyped_storage(), 0, shape)  # not a view: in-place ops allowed
 
     @property
     def idle_bytes(self) -> int:

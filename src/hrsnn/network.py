@@ -26,6 +26,7 @@ from hrsnn._validate import check_rsnn_memory, check_seed, rsnn_tensor_shapes
 from hrsnn.config import from_dict, to_dict
 from hrsnn.connectivity import ConnectivitySpec, synapse_count
 from hrsnn.errors import ConfigError
+from hrsnn.events import EventLinear
 from hrsnn.fused import alif_sequence_tm, alif_thresholds, integrator_sequence_tm, lif_hard_sequence_tm
 from hrsnn.io import load_tensors, read_model_config, save_tensors
 from hrsnn.neurons import ALIFState, TimeConstants, alif_step, lif_hard_reset_step, make_parametrization
@@ -194,7 +195,7 @@ class SpikingLayer(nn.Module):
         self.fused = True
         neuron = config.neuron
         n = config.size
-        self.input = nn.Linear(n_in, n, bias=config.bias)
+        self.input = EventLinear(n_in, n, bias=config.bias)
         nn.init.xavier_uniform_(self.input.weight, generator=generator)
         if config.bias:
             nn.init.zeros_(self.input.bias)
@@ -367,7 +368,7 @@ class IntegratorReadout(nn.Module):
 
     def __init__(self, n_in: int, n_out: int, neuron: NeuronConfig, generator: torch.Generator) -> None:
         super().__init__()
-        self.input = nn.Linear(n_in, n_out)
+        self.input = EventLinear(n_in, n_out)
         nn.init.xavier_uniform_(self.input.weight, generator=generator)
         nn.init.zeros_(self.input.bias)
         self.tau_m = TimeConstants(

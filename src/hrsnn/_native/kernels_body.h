@@ -447,3 +447,47 @@ void NAME(csr_transpose)(int64_t n, const uint8_t *pattern, const REAL *w, int64
     for (int64_t i = n; i > 0; i--) ptr[i] = ptr[i - 1];
     ptr[0] = 0;
 }
+
+/* out (R, N) = b + x W^T over the nonzero entries of x (R, K): per row, the bias (b: N values, or zeros when NULL)
+   plus, for each nonzero x[r, i] in increasing i, x[r, i] times row i of wt = W^T (K, N). Parallel over rows. */
+void NAME(event_linear)(int64_t rows, int64_t k, int64_t n, const REAL *x, const REAL *wt, const REAL *b, REAL *out,
+                        int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        REAL *restrict row = out + r * n;
+        const REAL *xr = x + r * k;
+        if (b)
+            memcpy(row, b, (size_t)n * sizeof(REAL));
+        else
+            memset(row, 0, (size_t)n * sizeof(REAL));
+        for (int64_t i0 = 0; i0 < k; i0 += 64)
+            for (uint64_t bits = NONZERO_BITS(xr + i0, k - i0 < 64 ? k - i0 : 64); bits; bits &= bits - 1) {
+                const int64_t i = i0 + __builtin_ctzll(bits);
+                const REAL v = xr[i];
+                const REAL *restrict w = wt + i * n;
+                for (int64_t j = 0; j < n; j++) row[j] += v * w[j];
+            }
+    }
+}
+
+/* gwt (K, N) = x^T g over the nonzero entries of x (R, K), g (R, N): row i of gwt sums x[r, i] g[r, :] over the rows
+   r in increasing order (the same order whatever the thread count). Threads split the columns of g. */
+void NAME(event_linear_grad)(int64_t rows, int64_t k, int64_t n, const REAL *x, const REAL *g, REAL *gwt,
+                             int threads) {
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        const int parts = omp_get_num_threads(), part = omp_get_thread_num();
+        const int64_t j0 = n * part / parts, j1 = n * (part + 1) / parts;
+        for (int64_t i = 0; i < k; i++) memset(gwt + i * n + j0, 0, (size_t)(j1 - j0) * sizeof(REAL));
+        for (int64_t r = 0; r < rows; r++) {
+            const REAL *xr = x + r * k, *restrict gr = g + r * n;
+            for (int64_t i0 = 0; i0 < k; i0 += 64)
+                for (uint64_t bits = NONZERO_BITS(xr + i0, k - i0 < 64 ? k - i0 : 64); bits; bits &= bits - 1) {
+                    const int64_t i = i0 + __builtin_ctzll(bits);
+                    const REAL v = xr[i];
+                    REAL *restrict acc = gwt + i * n;
+                    for (int64_t j = j0; j < j1; j++) acc[j] += v * gr[j];
+                }
+        }
+    }
+}
