@@ -294,10 +294,13 @@ def test_forward_product_mode_follows_the_spike_count(monkeypatch):
     assert Recurrence(w, True, events=True).native_mode(s, 64) == 1
     monkeypatch.setattr(fused_module, "NATIVE_EVENT_MIN_SIZE", 16)
     dense, sparse = Recurrence(w, False), Recurrence(w, True)
-    few_dense = int(fused_module.NATIVE_EVENT_RATE * 64)
+    few_dense = int(fused_module.NATIVE_EVENT_RATE_MAX * 64)  # 0.28 sqrt(512 / 16) = 1.58: the cap 0.4 applies
     few_sparse = int(fused_module.NATIVE_EVENT_RATE_SPARSE * 64)
     assert dense.native_mode(s, few_dense) == 2 and dense.native_mode(s, few_dense + 1) == 0
     assert sparse.native_mode(s, few_sparse) == 1 and sparse.native_mode(s, few_sparse + 1) == 0
+    big = Recurrence(torch.zeros(2048, 2048), False)  # 0.28 sqrt(512 / 2048) = 0.14 of the 4 x 2048 spikes
+    s_big = torch.zeros(4, 2048)
+    assert big.native_mode(s_big, 1146) == 2 and big.native_mode(s_big, 1147) == 0
 
 
 def test_native_env_switch_reaches_subprocesses():

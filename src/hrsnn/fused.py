@@ -105,6 +105,7 @@ __all__ = [
     "EVENT_RATE_GRAD",
     "NATIVE_EVENT_MIN_SIZE",
     "NATIVE_EVENT_RATE",
+    "NATIVE_EVENT_RATE_MAX",
     "NATIVE_EVENT_RATE_SPARSE",
     "NATIVE_EVENT_WORK_GRAD",
     "NATIVE_SPARSE_DENSITY",
@@ -162,10 +163,17 @@ product, B = 64, 1 thread; time with PyTorch's product / compiled spike-driven t
 dense W: N = 32: 0.85, 0.79, 0.71; N = 64: 1.28, 1.25, 0.92; N = 128: 2.91, 2.38, 1.56; N = 512: 14.2, 9.1, 2.9;
 N = 4096: 19.7, 5.0, 0.97."""
 
-NATIVE_EVENT_RATE = 0.08
-"""As :data:`EVENT_RATE`, for the compiled kernels with a dense W (a row of Wᵀ added per spike). Measured as in
-:data:`NATIVE_EVENT_MIN_SIZE`, at rates 0.05, 0.1, 0.2: N = 256: 3.3, 2.3, 1.4; N = 1024: 3.1, 1.4, 0.70;
-N = 2048: 2.2, 1.05, 0.50; N = 4096: 1.9, 0.97, 0.42."""
+NATIVE_EVENT_RATE = 0.28
+r"""As :data:`EVENT_RATE`, for the compiled kernels with a dense W (the rows of Wᵀ of the neurons that fired, added
+in register-held blocks), at N = 512; a layer of N neurons goes spike-driven up to this rate times
+:math:`\sqrt{512/N}`, at most :data:`NATIVE_EVENT_RATE_MAX`. Measured (one product, B = 64, PyTorch's product time /
+spike-driven time at rates 0.05, 0.1, 0.2, 0.4, 0.6; 1 thread | 2 threads): N = 128: 3.9, 2.9, 2.1, 1.3, 1.0 |
+3.7, 2.8, 2.7, 1.5, 1.05; N = 512: 7.2, 3.1, 2.2, 0.93, 0.65 | 7.5, 3.8, 2.0, 1.1, 0.73; N = 1024: 3.9, 3.1, 0.86,
+0.34 | 3.8, 2.6, 1.1, 0.48; N = 2048: 2.7, 1.3, 0.58 | 3.4, 1.7, 0.88; N = 4096: 2.0, 0.98, 0.44 | 3.0, 1.8,
+0.69."""
+
+NATIVE_EVENT_RATE_MAX = 0.4
+"""Cap of the dense spike-driven rate (see :data:`NATIVE_EVENT_RATE`)."""
 
 NATIVE_EVENT_RATE_SPARSE = 0.05
 """As :data:`EVENT_RATE`, for the compiled kernels with a sparse W (the CSR entries of each spike's neuron).
@@ -381,8 +389,10 @@ class Recurrence:
         self.events_grad = events if events is not None or (cpu and n >= grad_min) else False
         if self.native is None:
             self.event_rate = EVENT_RATE
+        elif sparse:
+            self.event_rate = NATIVE_EVENT_RATE_SPARSE
         else:
-            self.event_rate = NATIVE_EVENT_RATE_SPARSE if sparse else NATIVE_EVENT_RATE
+            self.event_rate = min(NATIVE_EVENT_RATE_MAX, NATIVE_EVENT_RATE * math.sqrt(512 / max(n, 1)))
         self.weight = weight
         self._tiles: dict[int, _Tiles] = {}
 
@@ -476,9 +486,10 @@ class Recurrence:
         if self._use_events(s, self.event_rate, count):
             if self._native_takes(out, c, s):
                 batch, n = s.shape
-                self._native("event_matmul")(
+                if self._native("event_matmul")(
                     batch, n, c.data_ptr(), s.data_ptr(), *self.native_operands(), out.data_ptr(), _threads()
-                )
+                ):
+                    raise MemoryError(f"no memory for the spike lists of a recurrent layer with N={n}")
                 return out
             return torch.add(c, _to_csr(s) @ self.weight_t, out=out)
         if self.sparse:
@@ -666,6 +677,8 @@ class _ALIFSequence(torch.autograd.Function):
             eta_prev, eta = (e_a[t % n_u], e_a[(t + 1) % n_u]) if e_a is not None else (None, None)
             count = run(batch, n, mode, c_a[t], s_a[t], cur, *operands, u_a[t % n_u], u_a[(t + 1) % n_u], eta_prev,
                         eta, s_a[t + 1], *params)  # fmt: skip
+            if count < 0:
+                raise MemoryError(f"no memory for the spike lists of a recurrent layer with N={n}")
         return total
 
     @staticmethod

@@ -1,31 +1,79 @@
 /* Type-generic bodies of kernels.c, included once per REAL (float, double) with NAME(x) adding the suffix. */
 
+/* Vectors of 64 bytes (GCC/Clang vector extension; lowered to narrower registers where the CPU has none), loadable
+   from any address aligned to REAL, allowed to alias arrays of REAL. */
+typedef REAL NAME(vec) __attribute__((vector_size(64), aligned(sizeof(REAL)), may_alias));
+#define LANES ((int64_t)(64 / sizeof(REAL)))
+
 /* row += sum over the nonzero s[i] of s[i] W[:, i]: CSR of W^T (ptr, idx, val) or, when ptr is NULL, dense W^T
-   rows (wt, N x N). The cost grows with the number of nonzero s[i]. */
+   rows (wt, N x N). The cost grows with the number of nonzero s[i]. Dense rows: the nonzero i are listed in ev
+   (scratch of N ints) first, then the row is built in blocks of 8 vectors held in registers while every listed row
+   of W^T adds its block (no load and store of the row per spike); each entry sums in increasing i either way. */
 static inline void NAME(add_events)(int64_t n, const REAL *s, const int64_t *ptr, const int32_t *idx,
-                                    const REAL *val, const REAL *wt, REAL *restrict row) {
-    for (int64_t i0 = 0; i0 < n; i0 += 64) {
-        for (uint64_t bits = NONZERO_BITS(s + i0, n - i0 < 64 ? n - i0 : 64); bits; bits &= bits - 1) {
-            const int64_t i = i0 + __builtin_ctzll(bits);
+                                    const REAL *val, const REAL *wt, REAL *restrict row, int32_t *restrict ev) {
+    int64_t m = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += 64)
+        for (uint64_t bits = NONZERO_BITS(s + i0, n - i0 < 64 ? n - i0 : 64); bits; bits &= bits - 1)
+            ev[m++] = (int32_t)(i0 + __builtin_ctzll(bits));
+    if (ptr) {
+        for (int64_t e = 0; e < m; e++) {
+            const int64_t i = ev[e];
             const REAL v = s[i];
-            if (ptr) {
-                for (int64_t k = ptr[i]; k < ptr[i + 1]; k++) row[idx[k]] += v * val[k];
-            } else {
-                const REAL *w = wt + i * n;
-                for (int64_t j = 0; j < n; j++) row[j] += v * w[j];
-            }
+            for (int64_t k = ptr[i]; k < ptr[i + 1]; k++) row[idx[k]] += v * val[k];
         }
+        return;
+    }
+    int64_t j0 = 0;
+    for (; j0 + 8 * LANES <= n; j0 += 8 * LANES) {
+        NAME(vec) *out = (NAME(vec) *)(row + j0);
+        NAME(vec) a0 = out[0], a1 = out[1], a2 = out[2], a3 = out[3], a4 = out[4], a5 = out[5], a6 = out[6],
+                  a7 = out[7];
+        for (int64_t e = 0; e < m; e++) {
+            const REAL v = s[ev[e]];
+            const NAME(vec) *w = (const NAME(vec) *)(wt + (int64_t)ev[e] * n + j0);
+            a0 += v * w[0];
+            a1 += v * w[1];
+            a2 += v * w[2];
+            a3 += v * w[3];
+            a4 += v * w[4];
+            a5 += v * w[5];
+            a6 += v * w[6];
+            a7 += v * w[7];
+        }
+        out[0] = a0;
+        out[1] = a1;
+        out[2] = a2;
+        out[3] = a3;
+        out[4] = a4;
+        out[5] = a5;
+        out[6] = a6;
+        out[7] = a7;
+    }
+    for (int64_t j = j0; j < n; j++) {
+        REAL sum = row[j];
+        for (int64_t e = 0; e < m; e++) sum += s[ev[e]] * wt[(int64_t)ev[e] * n + j];
+        row[j] = sum;
     }
 }
 
-/* out = c + s W^T for (B, N) arrays, spike-driven (add_events per sample); out may be c. */
-void NAME(event_matmul)(int64_t batch, int64_t n, const REAL *c, const REAL *s, const int64_t *ptr,
-                        const int32_t *idx, const REAL *val, const REAL *wt, REAL *out, int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (int64_t b = 0; b < batch; b++) {
-        if (out != c) memcpy(out + b * n, c + b * n, (size_t)n * sizeof(REAL));
-        NAME(add_events)(n, s + b * n, ptr, idx, val, wt, out + b * n);
+/* out = c + s W^T for (B, N) arrays, spike-driven (add_events per sample); out may be c. Returns 0, or -1 when out
+   of memory. */
+int NAME(event_matmul)(int64_t batch, int64_t n, const REAL *c, const REAL *s, const int64_t *ptr,
+                       const int32_t *idx, const REAL *val, const REAL *wt, REAL *out, int threads) {
+    int failed = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : failed)
+    {
+        int32_t *ev = malloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t));
+        failed = ev == NULL;
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < batch; b++) {
+            if (!ev) continue;
+            if (out != c) memcpy(out + b * n, c + b * n, (size_t)n * sizeof(REAL));
+            NAME(add_events)(n, s + b * n, ptr, idx, val, wt, out + b * n, ev);
+        }
+        free(ev);
     }
+    return failed ? -1 : 0;
 }
 
 /* The neuron update of one sample (see alif_forward_step); returns its number of spikes. Separate functions with
@@ -66,28 +114,37 @@ static inline int32_t NAME(lif_update)(int64_t n, const REAL *restrict cur, cons
 /* One ALIF step for B samples (parallel over samples). mode 0: the current I_t is given in cur; otherwise
    cur = c + W s_prev, spike-driven (mode 1: CSR of W^T; mode 2: dense W^T rows). Then, per neuron,
    eta = rho eta_prev + (1 - rho) s_prev and theta = b0 + beta eta (adaptive; else theta = b0 and eta is not
-   touched), u = alpha u_prev + scale I - dt theta s_prev, s = [u > theta]. Returns the number of spikes written. */
+   touched), u = alpha u_prev + scale I - dt theta s_prev, s = [u > theta]. Returns the number of spikes written,
+   or -1 when out of memory. */
 int64_t NAME(alif_forward_step)(int64_t batch, int64_t n, int mode, const REAL *c, const REAL *s_prev, REAL *cur,
                                 const int64_t *ptr, const int32_t *idx, const REAL *val, const REAL *wt,
                                 const REAL *u_prev, REAL *u, const REAL *eta_prev, REAL *eta, REAL *s,
                                 const REAL *alpha, const REAL *rho, const REAL *scale, double b0, double beta,
                                 double dt, int adaptive, int threads) {
     int64_t count = 0;
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(+ : count) if (threads > 1)
-    for (int64_t b = 0; b < batch; b++) {
-        const int64_t o = b * n;
-        if (mode != 0) {
-            if (cur + o != c + o) memcpy(cur + o, c + o, (size_t)n * sizeof(REAL));
-            NAME(add_events)(n, s_prev + o, mode == 1 ? ptr : NULL, idx, val, wt, cur + o);
+    int failed = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(+ : count) reduction(| : failed)
+    {
+        int32_t *ev = mode != 0 ? malloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t)) : NULL;
+        failed = mode != 0 && ev == NULL;
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < batch; b++) {
+            const int64_t o = b * n;
+            if (failed) continue;
+            if (mode != 0) {
+                if (cur + o != c + o) memcpy(cur + o, c + o, (size_t)n * sizeof(REAL));
+                NAME(add_events)(n, s_prev + o, mode == 1 ? ptr : NULL, idx, val, wt, cur + o, ev);
+            }
+            if (adaptive)
+                count += NAME(alif_update)(n, cur + o, s_prev + o, u_prev + o, eta_prev + o, u + o, eta + o, s + o,
+                                           alpha, rho, scale, (REAL)b0, (REAL)beta, (REAL)dt);
+            else
+                count += NAME(lif_update)(n, cur + o, s_prev + o, u_prev + o, u + o, s + o, alpha, scale, (REAL)b0,
+                                          (REAL)(b0 * dt));
         }
-        if (adaptive)
-            count += NAME(alif_update)(n, cur + o, s_prev + o, u_prev + o, eta_prev + o, u + o, eta + o, s + o, alpha,
-                                       rho, scale, (REAL)b0, (REAL)beta, (REAL)dt);
-        else
-            count += NAME(lif_update)(n, cur + o, s_prev + o, u_prev + o, u + o, s + o, alpha, scale, (REAL)b0,
-                                      (REAL)(b0 * dt));
+        free(ev);
     }
-    return count;
+    return failed ? -1 : count;
 }
 
 /* Columns b0 .. b1 - 1 of gt (N, B) = g (B, N)^T: the rows b0 .. b1 - 1 of g, in blocks of 64 of its columns. */
@@ -100,10 +157,6 @@ static void NAME(transpose_rows)(int64_t batch, int64_t n, int64_t b0, int64_t b
     }
 }
 
-/* Vectors of 64 bytes (GCC/Clang vector extension; lowered to narrower registers where the CPU has none), loadable
-   from any address aligned to REAL, allowed to alias arrays of REAL. */
-typedef REAL NAME(vec) __attribute__((vector_size(64), aligned(sizeof(REAL)), may_alias));
-#define LANES ((int64_t)(64 / sizeof(REAL)))
 
 /* acc[:] += sum_k val[k] gt[idx[k], :] over k in [k0, k1), rows of `batch` values (gt: the rows of one tile, idx:
    offsets in the tile): one output row's share of one tile in the product with W^T in CSR. Blocks of 4 vectors of
@@ -169,7 +222,6 @@ static void NAME(spmm_tiled)(int64_t batch, int64_t n, int64_t i0, int64_t i1, i
             for (int64_t j = j0; j < j1; j++) out[b * n + j] += acc_t[j * batch + b];
     }
 }
-#undef LANES
 
 /* out (B, N) += g W with W^T in tiled CSR (csr_tile); gt and acc_t: scratch of B * N values each. */
 void NAME(csr_matmul_t)(int64_t batch, int64_t n, const REAL *g, int64_t tiles, int64_t tile, const int64_t *tptr,
@@ -491,3 +543,5 @@ void NAME(event_linear_grad)(int64_t rows, int64_t k, int64_t n, const REAL *x, 
         }
     }
 }
+
+#undef LANES
