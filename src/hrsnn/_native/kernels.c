@@ -20,6 +20,14 @@ static int omp_get_thread_num(void) { return 0; }
 #include <immintrin.h>
 #endif
 
+/* Functions marked CONTRACT may fuse a * b + c into one rounding (fused multiply-add, as BLAS does); every other
+   function rounds each operation as written. GCC only (elsewhere: no effect). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define CONTRACT __attribute__((optimize("fp-contract=fast")))
+#else
+#define CONTRACT
+#endif
+
 /* Bit q set where x[q] != 0, for q < len <= 64: AVX-512 compares where the CPU has them, else a vectorised test for
    any nonzero (spike vectors are mostly empty) before the bit-by-bit loop. */
 static inline uint64_t nonzero_bits_f32(const float *x, int64_t len) {

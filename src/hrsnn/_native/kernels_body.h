@@ -162,7 +162,7 @@ static void NAME(transpose_rows)(int64_t batch, int64_t n, int64_t b0, int64_t b
    offsets in the tile): one output row's share of one tile in the product with W^T in CSR. Blocks of 4 vectors of
    samples are held in registers (two chains of accumulators, so that the adds' latency overlaps); leftover samples
    take a scalar loop. */
-static inline void NAME(spmm_row)(int64_t batch, const REAL *gt, int64_t k0, int64_t k1, const uint8_t *idx,
+static inline CONTRACT void NAME(spmm_row)(int64_t batch, const REAL *gt, int64_t k0, int64_t k1, const uint8_t *idx,
                                   const REAL *val, REAL *restrict acc) {
     const int64_t full = batch - batch % (4 * LANES);
     for (int64_t b0 = 0; b0 < full; b0 += 4 * LANES) {
@@ -206,7 +206,7 @@ static inline void NAME(spmm_row)(int64_t batch, const REAL *gt, int64_t k0, int
    scratch (N, B), rows i0 .. i1 - 1 used. Tile by tile, so that each tile's rows of gt stay in cache while every
    output row takes its entries from that tile; then the rows of acc_t are added, transposed, into out. One thread's
    share of the product: threads with disjoint ranges of i need no synchronisation. */
-static void NAME(spmm_tiled)(int64_t batch, int64_t n, int64_t i0, int64_t i1, int64_t tiles, int64_t tile,
+static CONTRACT void NAME(spmm_tiled)(int64_t batch, int64_t n, int64_t i0, int64_t i1, int64_t tiles, int64_t tile,
                              const REAL *gt, const int64_t *tptr, const uint8_t *tidx, const REAL *tval, REAL *acc_t,
                              REAL *out) {
     if (i1 <= i0) return;
