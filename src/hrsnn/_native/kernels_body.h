@@ -157,13 +157,12 @@ static void NAME(transpose_rows)(int64_t batch, int64_t n, int64_t b0, int64_t b
     }
 }
 
-
 /* acc[:] += sum_k val[k] gt[idx[k], :] over k in [k0, k1), rows of `batch` values (gt: the rows of one tile, idx:
    offsets in the tile): one output row's share of one tile in the product with W^T in CSR. Blocks of 4 vectors of
    samples are held in registers (two chains of accumulators, so that the adds' latency overlaps); leftover samples
    take a scalar loop. */
-static inline CONTRACT void NAME(spmm_row)(int64_t batch, const REAL *gt, int64_t k0, int64_t k1, const uint8_t *idx,
-                                  const REAL *val, REAL *restrict acc) {
+static inline CONTRACT void NAME(spmm_row)(int64_t batch, const REAL *gt, int64_t k0, int64_t k1,
+                                           const uint8_t *idx, const REAL *val, REAL *restrict acc) {
     const int64_t full = batch - batch % (4 * LANES);
     for (int64_t b0 = 0; b0 < full; b0 += 4 * LANES) {
         NAME(vec) a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
@@ -206,9 +205,9 @@ static inline CONTRACT void NAME(spmm_row)(int64_t batch, const REAL *gt, int64_
    scratch (N, B), rows i0 .. i1 - 1 used. Tile by tile, so that each tile's rows of gt stay in cache while every
    output row takes its entries from that tile; then the rows of acc_t are added, transposed, into out. One thread's
    share of the product: threads with disjoint ranges of i need no synchronisation. */
-static CONTRACT void NAME(spmm_tiled)(int64_t batch, int64_t n, int64_t i0, int64_t i1, int64_t tiles, int64_t tile,
-                             const REAL *gt, const int64_t *tptr, const uint8_t *tidx, const REAL *tval, REAL *acc_t,
-                             REAL *out) {
+static CONTRACT void NAME(spmm_tiled)(int64_t batch, int64_t n, int64_t i0, int64_t i1, int64_t tiles,
+                                      int64_t tile, const REAL *gt, const int64_t *tptr, const uint8_t *tidx,
+                                      const REAL *tval, REAL *acc_t, REAL *out) {
     if (i1 <= i0) return;
     memset(acc_t + i0 * batch, 0, (size_t)((i1 - i0) * batch) * sizeof(REAL));
     for (int64_t t = 0; t < tiles; t++) {
