@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import os
+import signal
+import time
 
 import pytest
 import torch
@@ -87,6 +90,28 @@ def test_small_buffers_come_from_torch() -> None:
     assert t.shape == (10, 3) and t.dtype == torch.float64
     del t
     assert pool.idle_bytes == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_is_not_blocked_by_a_lock_held_in_the_parent() -> None:
+    """Fork while the pool's lock is held (as by another thread): the child still gets buffers."""
+    pool = BufferPool(64 << 20)
+    pool.empty((ROWS, 4), torch.float32)  # freed at once: one idle block to hand out in the child
+    pool._lock.acquire()
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if it gets a buffer (no torch kernel runs: OpenMP is not fork-safe)
+        os._exit(0 if pool.empty((ROWS, 4), torch.float32).shape == (ROWS, 4) else 1)
+    pool._lock.release()
+    deadline = time.monotonic() + 20.0
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child blocked on the pool's lock")
 
 
 def test_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -80,6 +80,9 @@ class BufferPool:
         self._idle: list[mmap.mmap] = []  # oldest first
         self._returned: collections.deque[mmap.mmap] = collections.deque()  # appended by finalizers, lock-free
         self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):  # a forked child may inherit the lock held by another thread
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _after_fork(ref))
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         """An uninitialised contiguous CPU tensor of ``shape`` and ``dtype``."""
@@ -147,3 +150,10 @@ class BufferPool:
             block = self._idle.pop(0)
             total -= len(block)
             block.close()
+
+
+def _after_fork(ref: weakref.ReferenceType[BufferPool]) -> None:
+    """In a forked child: a fresh lock (the parent's may have been held by a thread that does not exist here)."""
+    pool = ref()
+    if pool is not None:
+        pool._lock = threading.Lock()
