@@ -108,3 +108,21 @@ def test_double_backward_is_refused() -> None:
     loss = ev(x).square().sum()
     with pytest.raises(ConfigError, match="once-differentiable"):
         torch.autograd.grad(loss, ev.weight, create_graph=True)
+
+
+def test_matches_linear_in_float32() -> None:
+    """The float32 kernels (a separate compiled instance): values and gradients within float32 rounding."""
+    torch.manual_seed(3)
+    ev, ref = EventLinear(300, 200), nn.Linear(300, 200)
+    ref.load_state_dict(ev.state_dict())
+    ev.events = True
+    gen = torch.Generator().manual_seed(4)
+    x = torch.where(torch.rand(40, 300, generator=gen) < 0.05, torch.randn(40, 300, generator=gen), 0.0)
+    y, y_ref = ev(x), ref(x)
+    assert _event_ran(y)
+    assert torch.allclose(y, y_ref, rtol=1e-5, atol=1e-6)
+    g = torch.randn(y.shape, generator=gen)
+    y.backward(g)
+    y_ref.backward(g)
+    assert torch.allclose(ev.weight.grad, ref.weight.grad, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(ev.bias.grad, ref.bias.grad, rtol=1e-5, atol=1e-5)
