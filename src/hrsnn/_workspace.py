@@ -86,7 +86,7 @@ class BufferPool:
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         """An uninitialised contiguous CPU tensor of ``shape`` and ``dtype``."""
-        size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        size = math.prod(shape) * dtype.itemsize
         if size < MIN_BYTES:
             return torch.empty(shape, dtype=dtype)
         block = self._take(size)

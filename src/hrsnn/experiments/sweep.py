@@ -529,11 +529,7 @@ def _make_sampler(config: SweepConfig, seed: int) -> Any:
         "gp": optuna.samplers.GPSampler,
         "nsga2": optuna.samplers.NSGAIISampler,
     }
-    cls = classes[config.sampler_kind]
-    try:
-        return cls(seed=seed, **config.sampler_options)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("sampler_options", dict(config.sampler_options), f"{cls.__name__}: {exc}") from None
+    return _construct(classes[config.sampler_kind], "sampler_options", config.sampler_options, seed=seed)
 
 
 def _make_pruner(config: SweepConfig) -> Any:
@@ -544,11 +540,15 @@ def _make_pruner(config: SweepConfig) -> Any:
         "hyperband": optuna.pruners.HyperbandPruner,
         "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
     }
-    cls = classes[config.pruning.kind]
+    return _construct(classes[config.pruning.kind], "pruner.options", config.pruning.options)
+
+
+def _construct(cls: Any, field: str, options: Mapping[str, Any], **fixed: Any) -> Any:
+    """``cls(**fixed, **options)``; options the class rejects raise a ConfigError naming ``field``."""
     try:
-        return cls(**config.pruning.options)
+        return cls(**fixed, **options)
     except (TypeError, ValueError) as exc:
-        raise ConfigError("pruner.options", dict(config.pruning.options), f"{cls.__name__}: {exc}") from None
+        raise ConfigError(field, dict(options), f"{cls.__name__}: {exc}") from None
 
 
 def _storage_url(store: RunStore) -> str:
