@@ -9,7 +9,8 @@ materialised that is not needed: membranes are kept only when recorded or differ
 nobody used arrive as None instead of zero-filled tensors, and the weight gradient is one matrix product over all
 steps. On the CPU the (T, B, N) buffers come from :data:`BUFFERS`, which keeps the memory of the last call's
 buffers mapped, so that a training loop does not pay the OS for fresh zero-filled pages at every call (measured,
-forward+backward, 2 threads: 1.43× faster for a 10 %-dense N = 4096 ALIF layer, 1.17× dense, 1.48× at N = 512).
+forward+backward, 2 threads, ``benchmarks/event_products.py --sections pool``: 1.4–1.6× faster for a 10 %-dense
+N = 4096 ALIF layer, 1.14–1.17× dense, 1.5–1.75× at N = 512).
 Three kernels:
 
 **ALIF / LIF** (:func:`alif_sequence_tm`; LIF is β = 0, ρ = 1). Forward, for t = 1..T, with W the effective
@@ -166,7 +167,8 @@ N = 4096: 19.7, 5.0, 0.97."""
 NATIVE_EVENT_RATE = 0.28
 r"""As :data:`EVENT_RATE`, for the compiled kernels with a dense W (the rows of Wᵀ of the neurons that fired, added
 in register-held blocks), at N = 512; a layer of N neurons goes spike-driven up to this rate times
-:math:`\sqrt{512/N}`, at most :data:`NATIVE_EVENT_RATE_MAX`. Measured (one product, B = 64, PyTorch's product time /
+:math:`\sqrt{512/N}`, at most :data:`NATIVE_EVENT_RATE_MAX`. Measured
+(``benchmarks/event_products.py``; one product, B = 64, PyTorch's product time /
 spike-driven time at rates 0.05, 0.1, 0.2, 0.4, 0.6; 1 thread | 2 threads): N = 128: 3.9, 2.9, 2.1, 1.3, 1.0 |
 3.7, 2.8, 2.7, 1.5, 1.05; N = 512: 7.2, 3.1, 2.2, 0.93, 0.65 | 7.5, 3.8, 2.0, 1.1, 0.73; N = 1024: 3.9, 3.1, 0.86,
 0.34 | 3.8, 2.6, 1.1, 0.48; N = 2048: 2.7, 1.3, 0.58 | 3.4, 1.7, 0.88; N = 4096: 2.0, 0.98, 0.44 | 3.0, 1.8,

@@ -1,0 +1,133 @@
+"""The measurements behind the event-driven thresholds and the buffer pool (ratios in one process).
+
+Three sections, each printing dense time / event time (> 1: the event-driven path is faster):
+
+- ``recurrent``: one spike-driven recurrent product with a dense W (compiled ``event_matmul``, the rows of Wᵀ of
+  the neurons that fired) against PyTorch's ``addmm``, B = 64, for N and firing rates
+  (:data:`hrsnn.fused.NATIVE_EVENT_RATE`);
+- ``input``: :class:`hrsnn.events.EventLinear` forced on against off, forward alone and forward+backward of the
+  weight, R = 16,000 rows (:data:`hrsnn.events.EVENT_RATE`, :data:`hrsnn.events.EVENT_RATE_GRAD_PER_OUTPUT`);
+- ``pool``: forward+backward of an ALIF layer (``alif_sparse_speed.make_layer``) with the buffer pool keeping
+  nothing against the default pool, alternated call by call (:data:`hrsnn.fused.BUFFERS`).
+
+Run: ``python benchmarks/event_products.py [--threads 2] [--sections recurrent,input,pool]``. Needs the compiled
+kernels (a C compiler).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from alif_sparse_speed import make_layer
+
+from hrsnn import _native, fused
+from hrsnn.events import EventLinear
+
+RATES = (0.02, 0.05, 0.1, 0.2, 0.4, 0.6)
+
+
+def _median(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def recurrent(threads: int, kernels: _native.Kernels) -> None:
+    run = kernels.function("event_matmul", torch.float32)
+    batch = 64
+    print(f"recurrent product, B={batch}: addmm / spike-driven at rates {RATES}")
+    for n in (128, 512, 1024, 2048, 4096):
+        w = torch.randn(n, n)
+        wt, c, out = w.t().contiguous(), torch.randn(batch, n), torch.empty(batch, n)
+        ratios = []
+        for rate in RATES:
+            s = (torch.rand(batch, n) < rate).float()
+            dense = _median(functools.partial(torch.addmm, c, s, w.t(), out=out), 40)
+            args = (batch, n, c.data_ptr(), s.data_ptr(), None, None, None, wt.data_ptr(), out.data_ptr(), threads)
+            ratios.append(dense / _median(functools.partial(run, *args), 40))
+        print(f"  N={n:5d}: " + " ".join(f"{r:5.2f}" for r in ratios))
+
+
+def call(layer: EventLinear, x: torch.Tensor, g: torch.Tensor | None, events: bool) -> None:
+    """The forward (g None, no graph) or forward+backward (gradient g) of ``layer`` with ``events``."""
+    layer.events = events
+    if g is None:
+        with torch.no_grad():
+            layer(x)
+        return
+    layer.weight.grad = layer.bias.grad = None
+    layer(x).backward(g)
+
+
+def input_projection() -> None:
+    rows = 16_000
+    print(f"input projection, R={rows}: nn.Linear / event-driven (forward | forward+backward of the weight)")
+    for k, n in ((128, 4096), (128, 512), (700, 128)):
+        layer = EventLinear(k, n)
+        g_out = torch.randn(rows, n)
+        cells = []
+        for rate in RATES[:4]:
+            x = (torch.rand(rows, k) < rate).float()
+            fwd, fb = (
+                _median(functools.partial(call, layer, x, g, False), 7)
+                / _median(functools.partial(call, layer, x, g, True), 7)
+                for g in (None, g_out)
+            )
+            cells.append(f"{rate}: {fwd:.2f} | {fb:.2f}")
+        print(f"  K={k}, N={n}: " + "; ".join(cells))
+
+
+def pool(steps: int) -> None:
+    print(f"buffer pool, ALIF layer, B=64, T={steps}: forward+backward without / with the pool (alternated)")
+    limit = fused.BUFFERS.limit_bytes
+    for n, density in ((4096, 0.1), (4096, 1.0), (512, 1.0), (128, 1.0)):
+        layer, x = make_layer(n, density, steps, torch.float32)
+        times: dict[int, list[float]] = {0: [], limit: []}
+        for _ in range(6):
+            for cap in times:
+                fused.BUFFERS.limit_bytes = cap
+                fused.BUFFERS.release()
+                layer(x, layer.initial_state(64, "zeros", None, None)).spikes.sum().backward()  # warm (refill)
+                start = time.perf_counter()
+                layer(x, layer.initial_state(64, "zeros", None, None)).spikes.sum().backward()
+                times[cap].append(time.perf_counter() - start)
+        fused.BUFFERS.limit_bytes = limit
+        off, on = statistics.median(times[0]), statistics.median(times[limit])
+        print(f"  N={n}, density {density}: {off:.3f} s / {on:.3f} s = {off / on:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sections", default="recurrent,input,pool")
+    parser.add_argument("--steps", type=int, default=200, help="T of the pool section")
+    args = parser.parse_args()
+    kernels = _native.kernels()
+    if kernels is None:
+        raise SystemExit("the compiled kernels are not available (no C compiler, or HRSNN_NATIVE=0)")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    sections = {s.strip() for s in args.sections.split(",")}
+    if "recurrent" in sections:
+        recurrent(args.threads, kernels)
+    if "input" in sections:
+        input_projection()
+    if "pool" in sections:
+        pool(args.steps)
+
+
+if __name__ == "__main__":
+    main()
