@@ -1,16 +1,20 @@
 """The measurements behind the event-driven thresholds and the buffer pool (ratios in one process).
 
-Three sections, each printing dense time / event time (> 1: the event-driven path is faster):
+Four sections, each printing dense time / event time (> 1: the event-driven path is faster):
 
 - ``recurrent``: one spike-driven recurrent product with a dense W (compiled ``event_matmul``, the rows of Wᵀ of
   the neurons that fired) against PyTorch's ``addmm``, B = 64, for N and firing rates
   (:data:`hrsnn.fused.NATIVE_EVENT_RATE`);
 - ``input``: :class:`hrsnn.events.EventLinear` forced on against off, forward alone and forward+backward of the
-  weight, R = 16,000 rows (:data:`hrsnn.events.EVENT_RATE`, :data:`hrsnn.events.EVENT_RATE_GRAD_PER_OUTPUT`);
+  weight, R = 16,000 rows (:data:`hrsnn.events.EVENT_RATE`);
+- ``grad``: the compiled event-driven weight gradient (``event_linear_grad``, xᵀg from the nonzeros of x) against
+  PyTorch's dense product, R = 16,000 rows, K inputs x N outputs, binary x at several rates
+  (:data:`hrsnn.events.EVENT_GRAD_MIN_OUTPUTS`, :data:`hrsnn.fused.NATIVE_EVENT_RATE_GRAD`,
+  :data:`hrsnn.fused.NATIVE_EVENT_GRAD_MIN_SIZE`);
 - ``pool``: forward+backward of an ALIF layer (``alif_sparse_speed.make_layer``) with the buffer pool keeping
   nothing against the default pool, alternated call by call (:data:`hrsnn.fused.BUFFERS`).
 
-Run: ``python benchmarks/event_products.py [--threads 2] [--sections recurrent,input,pool]``. Needs the compiled
+Run: ``python benchmarks/event_products.py [--threads 2] [--sections recurrent,input,grad,pool]``. Needs the compiled
 kernels (a C compiler).
 """
 
@@ -90,6 +94,21 @@ def input_projection() -> None:
         print(f"  K={k}, N={n}: " + "; ".join(cells))
 
 
+def weight_gradient(threads: int, kernels: _native.Kernels) -> None:
+    run = kernels.function("event_linear_grad", torch.float32)
+    rows, rates = 16_000, (0.05, 0.1, 0.2, 0.3, 0.4)
+    print(f"weight gradient, R={rows}: x^T g dense / event-driven at rates {rates}")
+    for k, n in ((64, 64), (128, 128), (256, 256), (512, 512), (2048, 2048), (128, 512), (128, 4096), (700, 128)):
+        g, out = torch.randn(rows, n), torch.empty(k, n)
+        ratios = []
+        for rate in rates:
+            x = (torch.rand(rows, k) < rate).float()
+            dense = _median(functools.partial(torch.mm, x.t(), g), 7)
+            args = (rows, k, n, x.data_ptr(), g.data_ptr(), out.data_ptr(), threads)
+            ratios.append(dense / _median(functools.partial(run, *args), 7))
+        print(f"  K={k:4d}, N={n:4d}: " + " ".join(f"{r:5.2f}" for r in ratios), flush=True)
+
+
 def pool(steps: int) -> None:
     print(f"buffer pool, ALIF layer, B=64, T={steps}: forward+backward without / with the pool (alternated)")
     limit = fused.BUFFERS.limit_bytes
@@ -112,7 +131,7 @@ def pool(steps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--sections", default="recurrent,input,pool")
+    parser.add_argument("--sections", default="recurrent,input,grad,pool")
     parser.add_argument("--steps", type=int, default=200, help="T of the pool section")
     args = parser.parse_args()
     kernels = _native.kernels()
@@ -125,6 +144,8 @@ def main() -> None:
         recurrent(args.threads, kernels)
     if "input" in sections:
         input_projection()
+    if "grad" in sections:
+        weight_gradient(args.threads, kernels)
     if "pool" in sections:
         pool(args.steps)
 

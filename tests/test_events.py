@@ -80,6 +80,27 @@ def test_dense_input_takes_nn_linear() -> None:
     assert not _event_ran(ev(sparse))
 
 
+def test_weight_gradient_goes_event_driven_from_128_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Narrow layers (readouts) sum the weight gradient with PyTorch's product, layers of EVENT_GRAD_MIN_OUTPUTS
+    outputs and more with the compiled kernel; forcing events takes the kernel at any width. Gradients agree."""
+    assert events.EVENT_GRAD_MIN_OUTPUTS == 128
+    names: list[str] = []
+    original = _native.Kernels.function
+    monkeypatch.setattr(_native.Kernels, "function", lambda kern, name, dtype: names.append(name) or original(
+        kern, name, dtype))  # fmt: skip
+    x = torch.zeros(70, 30, dtype=torch.float64)
+    x[::3, 4], x[1::5, 17] = 1.0, -2.5
+    for n, mode, expected in ((127, None, False), (128, None, True), (5, True, True)):
+        names.clear()
+        ev, ref = _pair(30, n)
+        ev.events = mode
+        g = torch.randn(70, n, dtype=torch.float64)
+        ev(x).backward(g)
+        ref(x).backward(g)
+        torch.testing.assert_close(ev.weight.grad, ref.weight.grad, rtol=0, atol=1e-12)
+        assert ("event_linear_grad" in names) == expected, (n, mode)
+
+
 def test_falls_back_without_compiled_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
     ev, ref = _pair(20, 8)
     sparse = torch.zeros(10, 20, dtype=torch.float64)

@@ -169,7 +169,48 @@ def test_compiled_products_equal_dense_products(dtype, n, batch, density, monkey
         torch.testing.assert_close(got.double() * mask, expected * mask, rtol=tol, atol=tol * 10)
         if sparse and bool((~mask).any()):
             assert float(got[~mask].abs().max()) == 0.0
-    assert {"event_matmul", "csr_matmul_t", "csr_weight_grad"} <= set(calls.names)
+    assert {"event_matmul", "csr_matmul_t", "csr_weight_grad", "event_linear_grad"} <= set(calls.names)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("rows", "k", "n"), [(150, 70, 300), (64, 130, 37), (7, 3, 129), (200, 64, 128)])
+def test_event_weight_gradient_kernel_against_the_dense_product(dtype, rows, k, n):
+    """gwt = x^T g from the nonzeros of x: several chunks of 64 rows and a partial one, inputs beyond one mask
+    word, blocks of columns plus a remainder (or only a remainder, split by inputs across threads), spikes (all
+    nonzeros 1) and real values; the same bits at 1, 2 and 3 threads (the summation order is fixed)."""
+    gen = torch.Generator().manual_seed(rows + k + n)
+    g = torch.randn(rows, n, generator=gen, dtype=torch.float64)
+    spikes = (torch.rand(rows, k, generator=gen) < 0.2).double()
+    spikes[:, 0] = 0.0  # an input that never fires: its row of gwt is exactly 0
+    values = spikes * torch.randn(rows, k, generator=gen, dtype=torch.float64)
+    run = _native.kernels().function("event_linear_grad", dtype)
+    tol = 1e-12 if dtype == torch.float64 else 1e-4
+    for x in (spikes, values):
+        results = []
+        for threads in (1, 2, 3):
+            out = torch.full((k, n), float("nan"), dtype=dtype)
+            xd, gd = x.to(dtype), g.to(dtype)
+            assert run(rows, k, n, xd.data_ptr(), gd.data_ptr(), out.data_ptr(), threads) == 0
+            results.append(out)
+        torch.testing.assert_close(results[0].double(), x.t() @ g, rtol=tol, atol=tol)
+        assert float(results[0][0].abs().max()) == 0.0
+        assert all(torch.equal(results[0], other) for other in results[1:])
+
+
+@needs_native
+def test_dense_weight_gradient_goes_event_driven_by_size_and_rate(monkeypatch):
+    """Dense W with the compiled kernels: spikes at most NATIVE_EVENT_RATE_GRAD take the event kernel from
+    NATIVE_EVENT_GRAD_MIN_SIZE neurons; more spikes, or a smaller layer, take PyTorch's product."""
+    assert (fused_module.NATIVE_EVENT_RATE_GRAD, fused_module.NATIVE_EVENT_GRAD_MIN_SIZE) == (0.2, 128)
+    gen = torch.Generator().manual_seed(3)
+    for n, rate, expected in ((128, 0.15, True), (128, 0.3, False), (127, 0.15, False)):
+        calls = _Calls(monkeypatch)
+        s = (torch.rand(40, n, generator=gen) < rate).double()
+        g = torch.randn(40, n, generator=gen, dtype=torch.float64)
+        got = Recurrence(torch.randn(n, n, dtype=torch.float64), False).weight_grad(g, s)
+        torch.testing.assert_close(got, g.t() @ s, rtol=1e-12, atol=1e-12)
+        assert ("event_linear_grad" in calls.names) == expected, (n, rate)
 
 
 def _case(dtype, *, n, batch, steps, density, seed=0, rho_one=False, scale=0.6):

@@ -4,7 +4,7 @@ Spiking inputs (SHD, SSC, encoded ECG, the spikes of a previous layer) are mostl
 :math:`y = x W^\top + b` multiplies every one. :class:`EventLinear` is an :class:`torch.nn.Linear` (same parameters,
 state dict and hooks) whose product, on the CPU with the compiled kernels of :mod:`hrsnn._native`, adds for each row
 of x only the columns of W of its nonzero entries, and whose weight gradient :math:`\bar W = \bar y^\top x` likewise
-sums only over them (when they are few enough: :data:`EVENT_RATE_GRAD_PER_OUTPUT`):
+sums only over them (for layers of at least :data:`EVENT_GRAD_MIN_OUTPUTS` outputs):
 
 .. math::
 
@@ -29,7 +29,7 @@ from hrsnn import _native
 from hrsnn.errors import ConfigError
 from hrsnn.fused import BUFFERS
 
-__all__ = ["EVENT_RATE", "EVENT_RATE_GRAD_PER_OUTPUT", "EventLinear"]
+__all__ = ["EVENT_GRAD_MIN_OUTPUTS", "EVENT_RATE", "EventLinear"]
 
 EVENT_RATE = 0.1
 """Inputs with at most this fraction of nonzero entries take the event-driven product. Measured
@@ -38,11 +38,14 @@ EVENT_RATE = 0.1
 3.0, 1.8 at rates 0.02, 0.05, 0.1, 0.2; K = 128, N = 512: 5.5, 3.9, 2.8, 1.05; K = 700, N = 128: 3.7, 2.6, 1.6,
 1.2."""
 
-EVENT_RATE_GRAD_PER_OUTPUT = 2.5e-5
-"""Of those, inputs whose nonzero fraction is at most this times the number of outputs N (0.1 at N = 4096, 0.0128
-at N = 512) also take the event-driven weight gradient, else PyTorch's dense product. Measured (same set-up; dense
-time / event time of the weight gradient): N = 4096: 2.3, 1.7, 0.83 at rates 0.05, 0.1, 0.2; N = 512: 3.5, 0.85 at
-0.02, 0.05; K = 700, N = 128: 1.1 and 0.6 at 0.02 and 0.05."""
+EVENT_GRAD_MIN_OUTPUTS = 128
+"""Of those, layers with at least this many outputs N also take the event-driven weight gradient (the compiled
+kernel holds blocks of 128 float32 outputs in registers; narrower layers run a scalar loop), else PyTorch's dense
+product. Measured (``benchmarks/event_products.py --sections grad``; R = 16,000 rows, 2 threads; dense time / event
+time at rates 0.1, 0.2): K = 64, N = 64: 0.91, 0.67; K = 128, N = 128: 1.87, 1.41; K = 700, N = 128: 1.27, 1.51;
+K = 128, N = 512: 1.51, 1.28; K = 512, N = 512: 1.94, 2.05; K = 128, N = 4096: 2.23, 1.60. Forward+backward of the
+layer (``--sections input``; forward alone in :data:`EVENT_RATE`) at rate 0.1: 2.32 (K = 128, N = 4096), 1.56
+(N = 512), 1.69 (K = 700, N = 128)."""
 
 
 class _EventLinearFunction(torch.autograd.Function):
@@ -87,9 +90,10 @@ class _EventLinearFunction(torch.autograd.Function):
             rows, k = x.shape
             n = weight.shape[0]
             gwt = g.new_empty(k, n)
-            ctx.native.function("event_linear_grad", g.dtype)(
+            if ctx.native.function("event_linear_grad", g.dtype)(
                 rows, k, n, x.data_ptr(), g.data_ptr(), gwt.data_ptr(), torch.get_num_threads()
-            )
+            ):
+                raise MemoryError(f"no memory for the event lists of an input projection of {rows} rows x {k} inputs")
             g_w = gwt.t().contiguous()
         g_b = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return g_x, g_w, g_b, None, None, None
@@ -101,7 +105,7 @@ class EventLinear(nn.Linear):
     Attributes:
         events: True forces the event-driven product and weight gradient wherever they can run (CPU, float32/float64,
             compiled kernels), False never uses them, None (default) decides by the input's nonzero fraction
-            (:data:`EVENT_RATE`, :data:`EVENT_RATE_GRAD_PER_OUTPUT`).
+            (:data:`EVENT_RATE`; the weight gradient for layers of at least :data:`EVENT_GRAD_MIN_OUTPUTS` outputs).
     """
 
     events: bool | None = None
@@ -114,7 +118,7 @@ class EventLinear(nn.Linear):
         nonzero = int(torch.count_nonzero(x2)) if self.events is None else 0
         if nonzero > EVENT_RATE * x2.numel():
             return super().forward(x)
-        grad_events = self.events is True or nonzero <= EVENT_RATE_GRAD_PER_OUTPUT * self.out_features * x2.numel()
+        grad_events = self.events is True or self.out_features >= EVENT_GRAD_MIN_OUTPUTS
         return _EventLinearFunction.apply(
             x2, self.weight, self.bias, native, grad_events, (*x.shape[:-1], self.out_features)
         )

@@ -104,8 +104,10 @@ __all__ = [
     "BUFFERS",
     "EVENT_RATE",
     "EVENT_RATE_GRAD",
+    "NATIVE_EVENT_GRAD_MIN_SIZE",
     "NATIVE_EVENT_MIN_SIZE",
     "NATIVE_EVENT_RATE",
+    "NATIVE_EVENT_RATE_GRAD",
     "NATIVE_EVENT_RATE_MAX",
     "NATIVE_EVENT_RATE_SPARSE",
     "NATIVE_EVENT_WORK_GRAD",
@@ -181,6 +183,20 @@ NATIVE_EVENT_RATE_SPARSE = 0.05
 """As :data:`EVENT_RATE`, for the compiled kernels with a sparse W (the CSR entries of each spike's neuron).
 Measured as in :data:`NATIVE_EVENT_MIN_SIZE` at density 0.1 against PyTorch's CSR product, at rates 0.02, 0.05,
 0.1: N = 256: 4.5, 2.9, 1.7; N = 512: 4.6, 2.4, 0.91; N = 1024: 4.0, 1.9, 0.99; N = 4096: 2.8, 1.3, 0.95."""
+
+NATIVE_EVENT_RATE_GRAD = 0.2
+"""With the compiled kernels and a dense W of at least :data:`NATIVE_EVENT_GRAD_MIN_SIZE` neurons, the weight
+gradient comes from the spikes (per chunk of 64 rows and source neuron, the rows where it fired add their gradient
+rows into a register-held block of the result) when at most this fraction of them is nonzero. Measured
+(``benchmarks/event_products.py --sections grad``; R = 16,000 rows, PyTorch's dense product time / compiled time
+at rates 0.1, 0.2, 0.3, 0.4; 2 threads | 1 thread; square products, noisy VM): N = 64: 0.91, 0.67, 0.56, 0.46 |
+1.05, 0.74, 0.59, 0.49; N = 128: 1.87, 1.41, 1.13, 0.93 | 1.67, 1.28, 1.00, 0.82; N = 256: 1.50, 1.37, 1.06, 1.06 |
+2.49, 1.87, 1.11, 0.89; N = 512: 1.94, 2.05, 1.45, 1.35 | 2.66, 1.72, 1.26, 0.96; N = 2048: 2.52, 1.93, 1.19, 1.37
+| 1.93, 1.59, 1.00, 0.92. Other runs of N = 512 at 2 threads gave 0.9–1.0 at 0.4: the threshold keeps a margin."""
+
+NATIVE_EVENT_GRAD_MIN_SIZE = 128
+"""Smallest dense layer whose weight gradient goes event-driven with the compiled kernels (see
+:data:`NATIVE_EVENT_RATE_GRAD`; below 128 float32 neurons the kernel runs a scalar loop and loses)."""
 
 NATIVE_EVENT_WORK_GRAD = 0.01
 """With the compiled kernels and a sparse W, the weight gradient comes from the spikes (gathering, per spike, the
@@ -366,8 +382,9 @@ class Recurrence:
             when at most :data:`EVENT_RATE` (:data:`NATIVE_EVENT_RATE`, or :data:`NATIVE_EVENT_RATE_SPARSE` for a
             sparse W) of the entries of s are nonzero; for the weight gradient, on layers of at least
             :data:`SPARSE_MIN_SIZE` neurons when at most :data:`EVENT_RATE_GRAD` of all spikes are (compiled
-            kernels with a sparse W: any size, when the spike fraction times the density is at most
-            :data:`NATIVE_EVENT_WORK_GRAD`).
+            kernels: with a dense W from :data:`NATIVE_EVENT_GRAD_MIN_SIZE` neurons at most
+            :data:`NATIVE_EVENT_RATE_GRAD`; with a sparse W at any size, when the spike fraction times the density
+            is at most :data:`NATIVE_EVENT_WORK_GRAD`).
     """
 
     def __init__(
@@ -387,7 +404,7 @@ class Recurrence:
         native_sparse = sparse and self.native is not None
         event_min = NATIVE_EVENT_MIN_SIZE if self.native else SPARSE_MIN_SIZE
         self.events = events if events is not None or (cpu and n >= event_min) else False  # None: by spike count
-        grad_min = 0 if native_sparse else SPARSE_MIN_SIZE
+        grad_min = 0 if native_sparse else (NATIVE_EVENT_GRAD_MIN_SIZE if self.native else SPARSE_MIN_SIZE)
         self.events_grad = events if events is not None or (cpu and n >= grad_min) else False
         if self.native is None:
             self.event_rate = EVENT_RATE
@@ -516,14 +533,16 @@ class Recurrence:
     def weight_grad(self, g: Tensor, s: Tensor, count: int | None = None) -> Tensor:
         """:math:`\\sum_k g_k^\\top s_k` (see the class); ``count``: the number of nonzeros of s when known."""
         g2, s2 = g.reshape(-1, g.shape[-1]), s.reshape(-1, s.shape[-1])
-        native = self.sparse and self._native_takes(g2, s2)
-        if native:
+        native = self._native_takes(g2, s2)
+        if native and self.sparse:
             n = self.weight.shape[0]
             density = max(len(self.native_csr[1]), 1) / (n * n)
             events = self._use_events(s2, NATIVE_EVENT_WORK_GRAD / density, count, grad=True)
+        elif native:
+            events = self._use_events(s2, NATIVE_EVENT_RATE_GRAD, count, grad=True)
         else:
             events = self._use_events(s2, EVENT_RATE_GRAD, count, grad=True)
-        if events and native:
+        if events and native and self.sparse:
             rows, n = s2.shape
             ptr, idx, _, row_ptr, cols, pos = self.native_csr
             out = _buffer(self.weight, n, n)
@@ -532,6 +551,13 @@ class Recurrence:
                                                _threads()):  # fmt: skip
                 raise MemoryError(f"no memory for the weight gradient of a recurrent layer with N={n}")
             return out
+        if events and native:
+            rows, n = s2.shape
+            out_t = _buffer(self.weight, n, n)  # (N_in, N_out): row i sums s[r, i] g[r, :]
+            if self._native("event_linear_grad")(rows, n, n, s2.data_ptr(), g2.data_ptr(), out_t.data_ptr(),
+                                                 _threads()):  # fmt: skip
+                raise MemoryError(f"no memory for the weight gradient of a recurrent layer with N={n}")
+            return out_t.t()
         if events:
             k, j = s2.nonzero(as_tuple=True)
             shape_t = (s2.shape[1], s2.shape[0])  # indices from nonzero(): valid, no invariant check needed

@@ -62,7 +62,7 @@ _SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
     "csr_tile": (None, [_I64, _I64, *[_PTR] * 6]),
     "csr_transpose": (None, [_I64, *[_PTR] * 8, _INT]),
     "event_linear": (None, [_I64, _I64, _I64, *[_PTR] * 4, _INT]),
-    "event_linear_grad": (None, [_I64, _I64, _I64, *[_PTR] * 3, _INT]),
+    "event_linear_grad": (_INT, [_I64, _I64, _I64, *[_PTR] * 3, _INT]),
 }
 
 

@@ -77,6 +77,16 @@ static inline uint64_t nonzero_bits_u8(const uint8_t *x, int64_t len) {
     return bits;
 }
 
+static void transpose_bits64(uint64_t *a) { /* bit c of a[q] -> bit q of a[c] (Hacker's Delight, 7-3) */
+    uint64_t m = 0x00000000FFFFFFFFull;
+    for (int j = 32; j; j >>= 1, m ^= m << j)
+        for (int k = 0; k < 64; k = ((k | j) + 1) & ~j) {
+            const uint64_t t = ((a[k] >> j) ^ a[k | j]) & m;
+            a[k] ^= t << j;
+            a[k | j] ^= t;
+        }
+}
+
 /* e^x, vectorisable (no calls, no branches): e^x = 2^k e^r with k = round(x / ln 2) and |r| <= ln(2) / 2 (ln 2 split
    in two, Cody and Waite), e^r by its Taylor polynomial (degree 13 in double, 7 in float: truncation below 1e-17
    and 1e-8 relative). Within a few ulp of libm's exp; 0 below the smallest normal result, +inf above the largest

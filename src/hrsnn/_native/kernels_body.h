@@ -521,26 +521,115 @@ void NAME(event_linear)(int64_t rows, int64_t k, int64_t n, const REAL *x, const
     }
 }
 
+
 /* gwt (K, N) = x^T g over the nonzero entries of x (R, K), g (R, N): row i of gwt sums x[r, i] g[r, :] over the rows
-   r in increasing order (the same order whatever the thread count). Threads split the columns of g. */
-void NAME(event_linear_grad)(int64_t rows, int64_t k, int64_t n, const REAL *x, const REAL *g, REAL *gwt,
-                             int threads) {
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        const int parts = omp_get_num_threads(), part = omp_get_thread_num();
-        const int64_t j0 = n * part / parts, j1 = n * (part + 1) / parts;
-        for (int64_t i = 0; i < k; i++) memset(gwt + i * n + j0, 0, (size_t)(j1 - j0) * sizeof(REAL));
-        for (int64_t r = 0; r < rows; r++) {
-            const REAL *xr = x + r * k, *restrict gr = g + r * n;
-            for (int64_t i0 = 0; i0 < k; i0 += 64)
-                for (uint64_t bits = NONZERO_BITS(xr + i0, k - i0 < 64 ? k - i0 : 64); bits; bits &= bits - 1) {
-                    const int64_t i = i0 + __builtin_ctzll(bits);
-                    const REAL v = xr[i];
-                    REAL *restrict acc = gwt + i * n;
-                    for (int64_t j = j0; j < j1; j++) acc[j] += v * gr[j];
-                }
+   r in increasing order (the same order whatever the thread count), with fused multiply-adds. First, per chunk of
+   64 rows and input i, a 64-bit mask of the rows where x[r, i] != 0 (bit-matrix transposes of the rows' nonzero
+   bits), and whether every nonzero entry is 1 (spikes: no value to load). Then the work items, blocks of 8 vectors
+   of columns and one for the columns left, split further by inputs when there are fewer items than threads, run
+   chunk after chunk: the chunk's part of g of the block is copied into a contiguous scratch block (rows N apart
+   would collide in the L1 cache when N is a power of two) and the block of row i of gwt is held in registers while
+   the chunk's rows of i add into it. Returns 0, or -1 when out of memory. */
+static inline CONTRACT void NAME(grad_block8)(int64_t i0, int64_t i1, int64_t k, int64_t n, const uint64_t *restrict mask,
+                                              const REAL *x, int binary, const REAL *restrict gp, REAL *gwt) {
+    for (int64_t i = i0; i < i1; i++) {
+        uint64_t bits = mask[i];
+        if (!bits) continue;
+        NAME(vec) *out = (NAME(vec) *)(gwt + i * n);
+        NAME(vec) a0 = out[0], a1 = out[1], a2 = out[2], a3 = out[3], a4 = out[4], a5 = out[5], a6 = out[6],
+                  a7 = out[7];
+        for (; bits; bits &= bits - 1) {
+            const int64_t q = __builtin_ctzll(bits);
+            const REAL v = binary ? (REAL)1 : x[q * k + i];
+            const NAME(vec) *w = (const NAME(vec) *)(gp + q * 8 * LANES);
+            a0 += v * w[0];
+            a1 += v * w[1];
+            a2 += v * w[2];
+            a3 += v * w[3];
+            a4 += v * w[4];
+            a5 += v * w[5];
+            a6 += v * w[6];
+            a7 += v * w[7];
         }
+        out[0] = a0;
+        out[1] = a1;
+        out[2] = a2;
+        out[3] = a3;
+        out[4] = a4;
+        out[5] = a5;
+        out[6] = a6;
+        out[7] = a7;
     }
+}
+
+static inline CONTRACT void NAME(grad_columns)(int64_t i0, int64_t i1, int64_t k, int64_t n,
+                                               const uint64_t *restrict mask, const REAL *x, const REAL *g, REAL *gwt,
+                                               int64_t j0) {
+    for (int64_t i = i0; i < i1; i++)
+        for (uint64_t bits = mask[i]; bits; bits &= bits - 1) {
+            const int64_t q = __builtin_ctzll(bits);
+            const REAL v = x[q * k + i];
+            const REAL *restrict gr = g + q * n;
+            REAL *restrict acc = gwt + i * n;
+            for (int64_t j = j0; j < n; j++) acc[j] += v * gr[j];
+        }
+}
+
+int NAME(event_linear_grad)(int64_t rows, int64_t k, int64_t n, const REAL *x, const REAL *g, REAL *gwt,
+                            int threads) {
+    const int64_t width = 8 * LANES, blocks = n / width, items = blocks + (blocks * width < n);
+    const int64_t chunks = (rows + 63) / 64;
+    uint64_t *mask = malloc((size_t)(chunks * k > 0 ? chunks * k : 1) * sizeof(uint64_t));
+    int failed = !mask, binary = 1; /* shared: any thread that meets a value other than 0 and 1 clears it */
+#pragma omp parallel num_threads(threads) if (threads > 1 && !failed) reduction(| : failed)
+    {
+        const int64_t parts = omp_get_num_threads(), part = omp_get_thread_num();
+        const int64_t split = parts > items ? parts / items : 1, work = items * split;
+        const int64_t w0 = work * part / parts, w1 = work * (part + 1) / parts;
+        REAL *gp = malloc((size_t)(64 * width) * sizeof(REAL));
+        failed = !gp || !mask;
+        uint64_t bits[64];
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < k; i++) memset(gwt + i * n, 0, (size_t)n * sizeof(REAL));
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < chunks; c++) {
+            if (!mask) continue;
+            const int64_t len = rows - c * 64 < 64 ? rows - c * 64 : 64;
+            for (int64_t c0 = 0; c0 < k; c0 += 64) {
+                const int64_t cols = k - c0 < 64 ? k - c0 : 64;
+                for (int64_t q = 0; q < 64; q++) {
+                    const REAL *xr = x + (c * 64 + q) * k + c0;
+                    bits[q] = q < len ? NONZERO_BITS(xr, cols) : 0;
+                    int ones = 1;
+                    if (q < len)
+                        for (int64_t i = 0; i < cols; i++) ones &= xr[i] == 0 || xr[i] == 1;
+                    if (!ones) {
+#pragma omp atomic write
+                        binary = 0;
+                    }
+                }
+                transpose_bits64(bits);
+                memcpy(mask + c * k + c0, bits, (size_t)cols * sizeof(uint64_t));
+            }
+        }
+        failed |= !gp;
+        for (int64_t c = 0; c < chunks && !failed; c++) {
+            const int64_t r0 = c * 64, len = rows - r0 < 64 ? rows - r0 : 64;
+            for (int64_t w = w0; w < w1; w++) {
+                const int64_t b = w / split, i0 = k * (w % split) / split, i1 = k * (w % split + 1) / split;
+                if (b == blocks) {
+                    NAME(grad_columns)(i0, i1, k, n, mask + c * k, x + r0 * k, g + r0 * n, gwt, blocks * width);
+                    continue;
+                }
+                for (int64_t q = 0; q < len; q++)
+                    memcpy(gp + q * width, g + (r0 + q) * n + b * width, (size_t)width * sizeof(REAL));
+                NAME(grad_block8)(i0, i1, k, n, mask + c * k, x + r0 * k, binary, gp, gwt + b * width);
+            }
+        }
+        free(gp);
+    }
+    free(mask);
+    return failed ? -1 : 0;
 }
 
 #undef LANES
