@@ -352,3 +352,37 @@ def test_event_driven_products_equal_dense_ones_and_are_chosen_by_spike_count(sp
     assert rec._use_events(few, event_rate) and not rec._use_events(many, event_rate)  # 1/64 <= EVENT_RATE = 0.03 < 1
     assert not rec._use_events(few[:2], grad_rate) and rec._use_events(few, grad_rate)  # 0.02: 1/32 > it >= 1/64
     assert (event_rate, grad_rate) == (0.03, 0.02)  # the thresholds the two lines above are built around
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_the_kernels_apply_the_mask_whatever_w_holds_outside_it(sparse):
+    """The sequence functions take the raw W with its mask: NaN and ±inf outside the mask change nothing (spikes,
+    membranes, every gradient), and the gradient of W is exactly 0 there; on every path (compiled CSR, which reads
+    W on the synapses only, dense, PyTorch CSR), ALIF and hard-reset LIF."""
+    g = torch.Generator().manual_seed(21)
+    n, batch, steps = 40, 3, 12
+    mask = torch.rand(n, n, generator=g) < 0.3
+    clean = torch.randn(n, n, generator=g, dtype=torch.float64) * 0.5 * mask
+    dirty = clean.clone()
+    dirty[~mask] = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=torch.float64).repeat(n * n)[
+        : int((~mask).sum())
+    ]
+    currents = torch.rand(steps, batch, n, generator=g, dtype=torch.float64) * 0.4
+    alpha = torch.rand(n, generator=g, dtype=torch.float64) * 0.3 + 0.6
+    rho = torch.full((n,), 0.9, dtype=torch.float64)
+    zeros = torch.zeros(batch, n, dtype=torch.float64)
+    results = []
+    for w in (clean, dirty):
+        w = w.clone().requires_grad_()
+        c = currents.clone().requires_grad_()
+        alif = alif_sequence_tm(c, w, alpha, rho, zeros, zeros, zeros, b0=0.05, beta=0.5, surrogate=MultiGaussian(),
+                                sparse=sparse, mask=mask)  # fmt: skip
+        hard = lif_hard_sequence_tm(c, w, alpha, zeros, zeros, threshold=0.1, surrogate=MultiGaussian(),
+                                    sparse=sparse, mask=mask)  # fmt: skip
+        loss = (alif[1] * torch.linspace(-1, 1, n, dtype=torch.float64)).sum() + alif[0].sum() + hard[1].sum()
+        results.append((alif[0], alif[1], hard[0], *torch.autograd.grad(loss, [w, c])))
+    assert results[0][0].sum() > 5 and results[0][2].sum() > 5
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(results[1][3][~mask], torch.zeros(int((~mask).sum()), dtype=torch.float64))
+    assert bool((results[1][3][mask] != 0).any())

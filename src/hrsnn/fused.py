@@ -361,7 +361,7 @@ class Recurrence:
     :math:`g W`, ``scaled_add_transposed(out, x, beta, g)`` writes :math:`\beta x + g W`, and ``weight_grad(g, s)``
     returns :math:`\sum_k g_k^\top s_k` over the flattened rows. On the
     sparse path that gradient is computed only on the synapse pattern (``mask``, or W's nonzeros when no mask is
-    given) and is exactly 0 elsewhere; otherwise it is the full product (the caller's mask zeroes it).
+    given) and is exactly 0 elsewhere; otherwise it is the full product, zeroed outside ``mask`` when one is given.
 
     Event-driven products: where a step's spikes are few, :math:`s W^\top` adds, per sample, the columns of W of
     the neurons that fired, so that its cost grows with the number of spikes instead of B·N; likewise the weight
@@ -372,7 +372,8 @@ class Recurrence:
     Wᵀ, a CSR matrix of the spikes). ``native`` is the loaded library or None.
 
     Args:
-        weight: effective recurrent weight (N, N), zero outside the pattern.
+        weight: recurrent weight (N, N); with a ``mask``, its entries outside the mask are ignored (as if 0, NaN
+            and ±inf included).
         sparse: True or False forces the sparse weight path; None takes it on the CPU for layers of at least
             :data:`SPARSE_MIN_SIZE` neurons (:data:`NATIVE_SPARSE_MIN_SIZE` with the compiled kernels) whose
             pattern's density is at most :data:`SPARSE_DENSITY` (:data:`NATIVE_SPARSE_DENSITY`).
@@ -392,7 +393,7 @@ class Recurrence:
     ) -> None:
         n = weight.shape[0]
         self.native = _native_for(weight)
-        self.pattern = weight != 0 if mask is None else mask
+        self.pattern = weight != 0 if mask is None else mask if mask.dtype == torch.bool else mask != 0
         self._mask_given = mask is not None
         cpu = weight.device.type == "cpu"
         if sparse is None:
@@ -402,6 +403,9 @@ class Recurrence:
             sparse = cpu and n >= min_size and int(torch.count_nonzero(self.pattern)) <= density * n * n
         self.sparse = sparse
         native_sparse = sparse and self.native is not None
+        self._lazy_mask = mask is not None and native_sparse  # the compiled CSR reads W on the pattern only
+        if mask is not None and not native_sparse:
+            weight = torch.where(self.pattern, weight, 0.0)
         event_min = NATIVE_EVENT_MIN_SIZE if self.native else SPARSE_MIN_SIZE
         self.events = events if events is not None or (cpu and n >= event_min) else False  # None: by spike count
         grad_min = 0 if native_sparse else (NATIVE_EVENT_GRAD_MIN_SIZE if self.native else SPARSE_MIN_SIZE)
@@ -418,17 +422,22 @@ class Recurrence:
     @functools.cached_property
     def weight_t(self) -> Tensor:
         """Wᵀ, contiguous (rows: the targets of each neuron, for the spike-driven forward product)."""
-        return self.weight.t().contiguous()
+        return self.effective.t().contiguous()
+
+    @functools.cached_property
+    def effective(self) -> Tensor:
+        """W, zero outside the mask (masked when first needed by a compiled sparse layer, else from the start)."""
+        return torch.where(self.pattern, self.weight, 0.0) if self._lazy_mask else self.weight
 
     @functools.cached_property
     def csr(self) -> Tensor:
         """W in CSR (built when first needed: a forward pass whose steps all go event-driven never needs it)."""
-        return _to_csr(self.weight)
+        return _to_csr(self.effective)
 
     @functools.cached_property
     def csr_t(self) -> Tensor:
         """Wᵀ in CSR (for the backward product of the PyTorch path)."""
-        return _to_csr(self.weight.t().contiguous())
+        return _to_csr(self.effective.t().contiguous())
 
     @functools.cached_property
     def synapses(self) -> tuple[Tensor, Tensor]:
@@ -470,6 +479,10 @@ class Recurrence:
             scratch = self.weight.new_empty(2, batch * n)
             self._tiles[batch] = _Tiles(tiles, size, tptr, tidx, tval, scratch[0], scratch[1])
         return self._tiles[batch]
+
+    def _masked(self, grad: Tensor) -> Tensor:
+        """A dense weight gradient, zeroed outside the mask when one was given."""
+        return grad.masked_fill_(~self.pattern, 0.0) if self._mask_given else grad
 
     def _native(self, name: str) -> Any:
         return self.native.function(name, self.weight.dtype)  # type: ignore[union-attr]
@@ -557,7 +570,7 @@ class Recurrence:
             if self._native("event_linear_grad")(rows, n, n, s2.data_ptr(), g2.data_ptr(), out_t.data_ptr(),
                                                  _threads()):  # fmt: skip
                 raise MemoryError(f"no memory for the weight gradient of a recurrent layer with N={n}")
-            return out_t.t()
+            return self._masked(out_t.t())
         if events:
             k, j = s2.nonzero(as_tuple=True)
             shape_t = (s2.shape[1], s2.shape[0])  # indices from nonzero(): valid, no invariant check needed
@@ -566,9 +579,9 @@ class Recurrence:
         elif self.sparse:
             grad_t = s2.t() @ g2
         else:
-            return g2.t() @ s2
+            return self._masked(g2.t() @ s2)
         if not self.sparse:
-            return grad_t.t()
+            return self._masked(grad_t.t())
         rows, cols = self.synapses
         return torch.zeros_like(self.weight).index_put_((rows, cols), grad_t[cols, rows])
 
@@ -873,7 +886,8 @@ def alif_sequence_tm(
 
     Args:
         currents: external currents c_t including every bias, (T, B, N).
-        weight: effective recurrent weight (N, N) in ``nn.Linear`` layout, or None for a feed-forward layer.
+        weight: recurrent weight (N, N) in ``nn.Linear`` layout, or None for a feed-forward layer; with a ``mask``,
+            its entries outside the mask are ignored (as if 0) and get a gradient of exactly 0.
         alpha, rho: decays (N,); u0, s0, eta0: initial state (B, N).
         keep_membranes: return membranes and traces even when no gradient is needed (recording).
         sparse: force the CSR (True) or dense (False) recurrent product; None chooses by density
@@ -1029,7 +1043,8 @@ def lif_hard_sequence_tm(
 
     Args:
         currents: external currents including every bias, (T, B, N).
-        weight: effective recurrent weight (N, N) or None; alpha: decays (N,); u0, s0: initial state (B, N).
+        weight: recurrent weight (N, N) or None (entries outside ``mask`` ignored); alpha: decays (N,); u0, s0:
+            initial state (B, N).
         sparse, mask, events: as in :func:`alif_sequence_tm`.
 
     Returns:

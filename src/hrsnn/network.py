@@ -256,7 +256,7 @@ class SpikingLayer(nn.Module):
         neuron = self.config.neuron
         currents = self._currents_time_major(x)
         alpha = self.tau_m.decay(neuron.dt)
-        w_rec = self.effective_recurrent_weight()
+        w_rec = self.weight_rec  # the kernels apply the mask (a pruned layer's CSR reads W on its synapses only)
         if neuron.kind == "lif_hard":
             spikes, membranes, u = lif_hard_sequence_tm(
                 currents, w_rec, alpha, state.u, state.s, threshold=neuron.hard_threshold, surrogate=self.surrogate,
