@@ -104,6 +104,7 @@ __all__ = [
     "BUFFERS",
     "EVENT_RATE",
     "EVENT_RATE_GRAD",
+    "NATIVE_ACC_GROUPS",
     "NATIVE_EVENT_GRAD_MIN_SIZE",
     "NATIVE_EVENT_MIN_SIZE",
     "NATIVE_EVENT_RATE",
@@ -209,6 +210,11 @@ BUFFERS = BufferPool(default_limit())
 """Where the kernels' large buffers come from on the CPU (:mod:`hrsnn._workspace`): memory of freed buffers stays
 mapped for the next call, up to ``$HRSNN_BUFFER_CACHE_MIB`` idle (default: the smaller of 2 GiB and an eighth of
 the RAM); ``BUFFERS.release()`` unmaps it."""
+
+NATIVE_ACC_GROUPS = 8
+"""The compiled backward step accumulates the gradients of α and ρ in one row of N per group of samples (this many
+groups), in cache, instead of one row per sample (B x N values read and written every step); threads take whole
+groups, so the result does not depend on the thread count."""
 
 NATIVE_TILE_BYTES = 1 << 16
 """The compiled sparse backward product reads the gradient rows of this many bytes of targets at a time (at most
@@ -739,7 +745,8 @@ class _ALIFSequence(torch.autograd.Function):
         u_bar = _zeros_or_copy(g_u_last, mem[0])
         eta_bar = _zeros_or_copy(g_eta_last, mem[0])
         s_bar = torch.zeros_like(u_bar)  # what flows into s_t from step t+1
-        acc_alpha, acc_rho = torch.zeros_like(u_bar), torch.zeros_like(u_bar)
+        rows = min(NATIVE_ACC_GROUPS, u_bar.shape[0]) if ctx.native is not None else u_bar.shape[0]
+        acc_alpha, acc_rho = u_bar.new_zeros(rows, u_bar.shape[1]), u_bar.new_zeros(rows, u_bar.shape[1])
         i_bar = _buffer(mem, *mem[1:].shape)
         state = (u_bar, eta_bar, s_bar, acc_alpha, acc_rho, i_bar)
         outer = (g_spikes, g_membranes, g_traces)
@@ -857,7 +864,7 @@ class _ALIFSequence(torch.autograd.Function):
                 _surrogate_block(k, mem, traces, start, end, *blocks)
             for t in range(end - 1, start - 1, -1):  # step t + 1 of the docstring; s_{t-1} there is s_t[t] here
                 if run(*head, u_a[t + 1], p_a[t - start], g_s[t], g_u[t], g_e[t], s_a[t], e_a[t], e_a[t + 1], u_a[t],
-                       i_a[t], *bars, ib_a[t], *params, _threads()):  # fmt: skip
+                       i_a[t], *bars, ib_a[t], *params, acc_alpha.shape[0], _threads()):  # fmt: skip
                     raise MemoryError("no memory for the scratch rows of the compiled backward step")
                 if dense:
                     rec.add_transposed_(s_bar, i_bar[t])  # type: ignore[union-attr]

@@ -57,7 +57,10 @@ _SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
     "event_matmul": (_INT, [_I64, _I64, *[_PTR] * 7, _INT]),
     "alif_forward_step": (_I64, [_I64, _I64, _INT, *[_PTR] * 15, _DBL, _DBL, _DBL, _INT, _INT]),
     "csr_matmul_t": (None, [_I64, _I64, _PTR, _I64, _I64, *[_PTR] * 6, _INT]),
-    "alif_backward_step": (_INT, [_I64, _I64, _INT, _INT, *[_PTR] * 20, *[_DBL] * 4, _I64, _I64, *[_PTR] * 5, _INT]),
+    "alif_backward_step": (
+        _INT,
+        [_I64, _I64, _INT, _INT, *[_PTR] * 20, *[_DBL] * 4, _I64, _I64, *[_PTR] * 5, _I64, _INT],
+    ),
     "csr_weight_grad": (_INT, [_I64, _I64, *[_PTR] * 8, _INT]),
     "csr_tile": (None, [_I64, _I64, *[_PTR] * 6]),
     "csr_transpose": (None, [_I64, *[_PTR] * 8, _INT]),

@@ -345,9 +345,12 @@ static inline void NAME(lif_backward_row)(int64_t n, const REAL *restrict psi, c
    pre = s_bar + g_s, u_bar += pre psi + g_u; adaptive: eta_bar += g_eta - beta pre psi - beta dt u_bar s_prev,
    s_bar = (1 - rho) eta_bar - dt u_bar theta with theta = b0 + beta eta, acc_rho += eta_bar (eta_prev - s_prev),
    eta_bar *= rho; LIF: s_bar = -b0 dt u_bar; then acc_alpha += u_bar (u_prev - r_m cur), i_bar = scale u_bar,
-   u_bar *= alpha. With a tiled CSR of W^T (tptr not NULL; csr_tile) it then adds i_bar W to s_bar (gt, acc_t:
-   scratch of B * N values each). g_s, g_u, g_eta may be NULL (no external gradient). Returns 0, or -1 when out
-   of memory. */
+   u_bar *= alpha. acc_alpha and acc_rho hold one row of N per group of samples (groups x N; group q: samples
+   B q / groups .. B (q + 1) / groups - 1), so that they stay in cache where per-sample accumulators would stream
+   B x N values per step; the caller sums the rows. Threads take whole groups, so every sum runs in the same order
+   whatever the thread count. With a tiled CSR of W^T (tptr not
+   NULL; csr_tile) it then adds i_bar W to s_bar (gt, acc_t: scratch of B * N values each). g_s, g_u, g_eta may be
+   NULL (no external gradient). Returns 0, or -1 when out of memory. */
 int NAME(alif_backward_step)(int64_t batch, int64_t n, int adaptive, int surrogate, const double *sg, const REAL *u,
                              const REAL *psi, const REAL *g_s,
                              const REAL *g_u, const REAL *g_eta, const REAL *s_prev, const REAL *eta_prev,
@@ -355,16 +358,18 @@ int NAME(alif_backward_step)(int64_t batch, int64_t n, int adaptive, int surroga
                              REAL *s_bar, REAL *acc_alpha, REAL *acc_rho, REAL *i_bar, const REAL *alpha,
                              const REAL *rho, const REAL *scale, double b0, double beta, double dt, double r_m,
                              int64_t tiles, int64_t tile, const int64_t *tptr, const uint8_t *tidx,
-                             const REAL *tval, REAL *gt, REAL *acc_t, int threads) {
+                             const REAL *tval, REAL *gt, REAL *acc_t, int64_t groups, int threads) {
     const int parts = threads > 1 ? threads : 1;
     REAL *zeros = calloc((size_t)(n > 0 ? n : 1) * (size_t)(1 + (surrogate ? parts : 0)), sizeof(REAL));
     if (!zeros) return -1;
 #pragma omp parallel num_threads(parts) if (parts > 1)
     {
         const int nth = omp_get_num_threads(), me = omp_get_thread_num();
-        const int64_t first = batch * me / nth, last = batch * (me + 1) / nth;
+        const int64_t q0 = groups * me / nth, q1 = groups * (me + 1) / nth;
+        const int64_t first = batch * q0 / groups, last = batch * q1 / groups;
         REAL *psi_row = zeros + n * (1 + me);
-        for (int64_t b = first; b < last; b++) {
+        for (int64_t b = first, q = q0; b < last; b++) {
+            while (b >= batch * (q + 1) / groups) q++;
             const int64_t o = b * n;
             const REAL *gs = g_s ? g_s + o : zeros, *gu = g_u ? g_u + o : zeros, *ps = psi_row;
             if (surrogate)
@@ -373,11 +378,11 @@ int NAME(alif_backward_step)(int64_t batch, int64_t n, int adaptive, int surroga
                 ps = psi + o;
             if (adaptive)
                 NAME(alif_backward_row)(n, ps, gs, gu, g_eta ? g_eta + o : zeros, s_prev + o, eta_prev + o, eta + o,
-                                        u_prev + o, cur + o, u_bar + o, eta_bar + o, s_bar + o, acc_alpha + o,
-                                        acc_rho + o, i_bar + o, alpha, rho, scale, (REAL)b0, (REAL)beta, (REAL)dt,
+                                        u_prev + o, cur + o, u_bar + o, eta_bar + o, s_bar + o, acc_alpha + q * n,
+                                        acc_rho + q * n, i_bar + o, alpha, rho, scale, (REAL)b0, (REAL)beta, (REAL)dt,
                                         (REAL)r_m);
             else
-                NAME(lif_backward_row)(n, ps, gs, gu, u_prev + o, cur + o, u_bar + o, s_bar + o, acc_alpha + o,
+                NAME(lif_backward_row)(n, ps, gs, gu, u_prev + o, cur + o, u_bar + o, s_bar + o, acc_alpha + q * n,
                                        i_bar + o, alpha, scale, (REAL)(-b0 * dt), (REAL)r_m);
         }
         if (tptr) { /* one barrier: the transposed gradient rows of every thread are needed by all */
