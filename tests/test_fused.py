@@ -386,3 +386,33 @@ def test_the_kernels_apply_the_mask_whatever_w_holds_outside_it(sparse):
         assert torch.equal(a, b)
     assert torch.equal(results[1][3][~mask], torch.zeros(int((~mask).sum()), dtype=torch.float64))
     assert bool((results[1][3][mask] != 0).any())
+
+
+@pytest.mark.parametrize("events", [None, True])
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("beta", [1.8, 0.0])
+def test_a_bias_passed_apart_is_the_bias_added_to_the_currents(sparse, beta, events):
+    """``bias=b`` gives the values of currents c_t + b bit for bit (b is added before the recurrent product either
+    way) and the same gradients, b's included (summed in another order: float64 to 1e-12)."""
+    g = torch.Generator().manual_seed(4)
+    n, batch, steps = 50, 6, 15
+    weight = _masked_weight(n, 0.2, seed=8)
+    currents = (torch.rand(steps, batch, n, generator=g, dtype=torch.float64) * 0.3).requires_grad_()
+    bias = (torch.randn(n, generator=g, dtype=torch.float64) * 0.05).requires_grad_()
+    alpha = (torch.rand(n, generator=g, dtype=torch.float64) * 0.3 + 0.6).requires_grad_()
+    rho = torch.full((n,), 0.9 if beta else 1.0, dtype=torch.float64)
+    zeros = torch.zeros(batch, n, dtype=torch.float64)
+    outs, grads = [], []
+    for apart in (True, False):
+        c, b = (currents, bias) if apart else (currents + bias, None)
+        out = alif_sequence_tm(c, weight, alpha, rho, zeros, zeros, zeros, b0=0.05, beta=beta,
+                               surrogate=MultiGaussian(), sparse=sparse, events=events, bias=b)  # fmt: skip
+        loss = out[0].sum() + (out[1] * torch.linspace(-1, 1, n, dtype=torch.float64)).sum()
+        outs.append(out[:2])
+        grads.append(torch.autograd.grad(loss, [currents, weight, bias, alpha]))
+    assert outs[0][0].sum() > 20
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
+    by_hand = grads[0][0].sum((0, 1))  # d loss / d b = sum over steps and samples of d loss / d c_t
+    torch.testing.assert_close(grads[0][2], by_hand, rtol=1e-12, atol=1e-13)

@@ -612,6 +612,7 @@ class _ALIFSequence(torch.autograd.Function):
         ctx: Any,
         currents: Tensor,
         weight: Tensor | None,
+        bias: Tensor | None,
         alpha: Tensor,
         rho: Tensor,
         u0: Tensor,
@@ -620,6 +621,9 @@ class _ALIFSequence(torch.autograd.Function):
         k: _ALIFConsts,
         keep_membranes: bool,
     ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor, Tensor]:
+        """``bias`` (N,), with a weight only: added to every step's current as c_t + b (before the recurrent
+        product, as when it is part of c_t), without a (T, B, N) pass; the backward sums its gradient per group of
+        samples on the compiled path."""
         ctx.set_materialize_grads(False)
         steps, batch, n = currents.shape
         grad = k.grad
@@ -642,11 +646,11 @@ class _ALIFSequence(torch.autograd.Function):
             traces = _buffer(currents, steps + 1 if full else 2, batch, n)
             traces[0] = eta0
         if native is not None:
-            count = _ALIFSequence._forward_native(native, rec, currents, inputs, spikes, mem, traces, alpha, rho,
-                                                  scale, k)  # fmt: skip
+            count = _ALIFSequence._forward_native(native, rec, currents, bias, inputs, spikes, mem, traces, alpha,
+                                                  rho, scale, k)  # fmt: skip
         else:
             count = None
-            _ALIFSequence._forward_torch(rec, currents, inputs, spikes, mem, traces, alpha, rho, scale, k)
+            _ALIFSequence._forward_torch(rec, currents, bias, inputs, spikes, mem, traces, alpha, rho, scale, k)
         last = steps % mem.shape[0]
         u_last = mem[last].clone()
         eta_last = traces[last].clone() if traces is not None else eta0.clone()
@@ -661,6 +665,7 @@ class _ALIFSequence(torch.autograd.Function):
     def _forward_torch(
         rec: Recurrence | None,
         currents: Tensor,
+        bias: Tensor | None,
         inputs: Tensor,
         spikes: Tensor,
         mem: Tensor,
@@ -676,7 +681,8 @@ class _ALIFSequence(torch.autograd.Function):
             eta_t = traces.unbind(0)
             theta = torch.empty_like(u_t[0])
         for t in range(currents.shape[0]):
-            i = rec.add_into(i_t[t % n_i], c_t[t], s_t[t]) if rec is not None else c_t[t]
+            c = c_t[t] if bias is None else torch.add(c_t[t], bias, out=i_t[t % n_i])
+            i = rec.add_into(i_t[t % n_i], c, s_t[t]) if rec is not None else c
             u_prev, u = u_t[t % n_u], u_t[(t + 1) % n_u]
             torch.mul(u_prev, alpha, out=u).addcmul_(scale, i)
             if traces is not None:
@@ -693,6 +699,7 @@ class _ALIFSequence(torch.autograd.Function):
         native: _native.Kernels,
         rec: Recurrence | None,
         currents: Tensor,
+        bias: Tensor | None,
         inputs: Tensor,
         spikes: Tensor,
         mem: Tensor,
@@ -715,14 +722,18 @@ class _ALIFSequence(torch.autograd.Function):
         total = 0
         for t in range(steps):
             total += count
-            mode, cur = 0, c_a[t]
+            mode, c, cur = 0, c_a[t], c_a[t]
             if rec is not None:
                 cur = i_a[t % n_i]
+                if bias is not None:  # I_t = (c_t + b) + W s_{t-1}: the kernel adds the events to cur in place
+                    torch.add(currents[t], bias, out=inputs[t % n_i])
+                    c = cur
                 mode = rec.native_mode(spikes[t], count)
                 if mode == 0:
-                    rec.add_into(inputs[t % n_i], currents[t], spikes[t], count)
+                    rec.add_into(inputs[t % n_i], inputs[t % n_i] if bias is not None else currents[t], spikes[t],
+                                 count)  # fmt: skip
             eta_prev, eta = (e_a[t % n_u], e_a[(t + 1) % n_u]) if e_a is not None else (None, None)
-            count = run(batch, n, mode, c_a[t], s_a[t], cur, *operands, u_a[t % n_u], u_a[(t + 1) % n_u], eta_prev,
+            count = run(batch, n, mode, c, s_a[t], cur, *operands, u_a[t % n_u], u_a[(t + 1) % n_u], eta_prev,
                         eta, s_a[t + 1], *params)  # fmt: skip
             if count < 0:
                 raise MemoryError(f"no memory for the spike lists of a recurrent layer with N={n}")
@@ -746,9 +757,9 @@ class _ALIFSequence(torch.autograd.Function):
         eta_bar = _zeros_or_copy(g_eta_last, mem[0])
         s_bar = torch.zeros_like(u_bar)  # what flows into s_t from step t+1
         rows = min(NATIVE_ACC_GROUPS, u_bar.shape[0]) if ctx.native is not None else u_bar.shape[0]
-        acc_alpha, acc_rho = u_bar.new_zeros(rows, u_bar.shape[1]), u_bar.new_zeros(rows, u_bar.shape[1])
+        acc_alpha, acc_rho, acc_bias = u_bar.new_zeros(3, rows, u_bar.shape[1]).unbind(0)
         i_bar = _buffer(mem, *mem[1:].shape)
-        state = (u_bar, eta_bar, s_bar, acc_alpha, acc_rho, i_bar)
+        state = (u_bar, eta_bar, s_bar, acc_alpha, acc_rho, acc_bias, i_bar)
         outer = (g_spikes, g_membranes, g_traces)
         if ctx.native is not None:
             _ALIFSequence._backward_native(ctx.native, rec, k, inputs, mem, traces, spikes, alpha, rho, outer, state)
@@ -762,7 +773,10 @@ class _ALIFSequence(torch.autograd.Function):
         else:
             g_rho = torch.zeros_like(rho)
         g_weight = rec.weight_grad(i_bar, spikes[:steps], ctx.count) if rec is not None else None
-        return i_bar, g_weight, g_alpha, g_rho, u_bar, s_bar, eta_bar, None, None
+        g_bias = None
+        if ctx.needs_input_grad[2]:
+            g_bias = acc_bias.sum(0) if ctx.native is not None else i_bar.sum((0, 1))
+        return i_bar, g_weight, g_bias, g_alpha, g_rho, u_bar, s_bar, eta_bar, None, None
 
     @staticmethod
     def _backward_torch(
@@ -777,7 +791,7 @@ class _ALIFSequence(torch.autograd.Function):
         outer: tuple[Tensor | None, Tensor | None, Tensor | None],
         state: tuple[Tensor, ...],
     ) -> None:
-        u_bar, eta_bar, s_bar, acc_alpha, acc_rho, i_bar = state
+        u_bar, eta_bar, s_bar, acc_alpha, acc_rho, _, i_bar = state
         g_spikes, g_membranes, g_traces = outer
         steps, batch, n = spikes.shape[0] - 1, spikes.shape[1], spikes.shape[2]
         scale = (1.0 - alpha) * k.r_m
@@ -842,7 +856,7 @@ class _ALIFSequence(torch.autograd.Function):
         """The backward loop on the compiled step: the whole per-step update in one pass, the surrogate derivative
         included for the surrogates of :mod:`hrsnn.surrogates` (others are evaluated with PyTorch in blocks of steps
         as on the PyTorch path), plus the product with a sparse W."""
-        u_bar, eta_bar, s_bar, acc_alpha, acc_rho, i_bar = state
+        u_bar, eta_bar, s_bar, acc_alpha, acc_rho, acc_bias, i_bar = state
         steps, batch, n = spikes.shape[0] - 1, spikes.shape[1], spikes.shape[2]
         scale = (1.0 - alpha) * k.r_m
         known = _native_surrogate(k.surrogate)
@@ -856,7 +870,7 @@ class _ALIFSequence(torch.autograd.Function):
         dense = rec is not None and not rec.sparse
         run = native.function("alif_backward_step", mem.dtype)
         head = (batch, n, int(k.adaptive), known[0] if known is not None else 0, sg.data_ptr())
-        bars = (u_bar.data_ptr(), eta_bar.data_ptr(), s_bar.data_ptr(), acc_alpha.data_ptr(), acc_rho.data_ptr())
+        bars = tuple(x.data_ptr() for x in (u_bar, eta_bar, s_bar, acc_alpha, acc_rho, acc_bias))
         params = (alpha.data_ptr(), rho.data_ptr(), scale.data_ptr(), k.b0, k.beta, k.dt, k.r_m, *product)
         for end in range(steps, 0, -block):
             start = max(0, end - block)
@@ -888,11 +902,12 @@ def alif_sequence_tm(
     sparse: bool | None = None,
     mask: Tensor | None = None,
     events: bool | None = None,
+    bias: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor, Tensor]:
     """Run the ALIF map (β = 0 and ρ = 1: LIF) over a time-major sequence in one autograd node.
 
     Args:
-        currents: external currents c_t including every bias, (T, B, N).
+        currents: external currents c_t, (T, B, N), including every bias except ``bias``.
         weight: recurrent weight (N, N) in ``nn.Linear`` layout, or None for a feed-forward layer; with a ``mask``,
             its entries outside the mask are ignored (as if 0) and get a gradient of exactly 0.
         alpha, rho: decays (N,); u0, s0, eta0: initial state (B, N).
@@ -901,16 +916,23 @@ def alif_sequence_tm(
             (:class:`Recurrence`).
         mask: the synapse pattern of ``weight`` (bool (N, N)); None means its nonzero entries.
         events: force (True) or forbid (False) the spike-driven products; None chooses by size and spike count.
+        bias: a current (N,) added at every step, c_t + b (the recurrent bias), or None. Passing it here rather
+            than in ``currents`` gives the same values and saves a pass over the (T, B, N) currents forward and one
+            backward (its gradient is summed while the adjoints are computed).
 
     Returns:
         spikes (T, B, N); membranes (T, B, N) and the adaptation traces η (T, B, N), each None when not kept
         (traces are None for LIF, whose η stays η_0); the final u and η (B, N).
     """
     n = currents.shape[-1]
+    if bias is not None and weight is None:  # a feed-forward layer computes no input buffer to add it into
+        currents, bias = currents + bias, None
     adaptive = beta != 0.0 or not bool((rho == 1.0).all())
-    grad = _needs_grad(currents, weight, alpha, rho, u0, s0, eta0)
+    grad = _needs_grad(currents, weight, bias, alpha, rho, u0, s0, eta0)
     consts = _ALIFConsts(b0, beta, r_m, dt, surrogate, adaptive, sparse, events, mask, grad)
-    return _ALIFSequence.apply(currents, weight, alpha.expand(n), rho.expand(n), u0, s0, eta0, consts, keep_membranes)
+    return _ALIFSequence.apply(
+        currents, weight, bias, alpha.expand(n), rho.expand(n), u0, s0, eta0, consts, keep_membranes
+    )
 
 
 def alif_thresholds(traces: Tensor | None, membranes: Tensor, b0: float, beta: float) -> Tensor:
@@ -946,10 +968,9 @@ def alif_sequence(
     Returns:
         spikes, membranes and thresholds θ_t = b0 + β η_t, each (B, T, N), and the final u and η (B, N).
     """
-    c = currents if bias is None or weight is None else currents + bias
     spikes, membranes, traces, u, eta = alif_sequence_tm(
-        c.transpose(0, 1).contiguous(), weight, alpha, rho, u0, s0, eta0,
-        b0=b0, beta=beta, surrogate=surrogate, r_m=r_m, dt=dt,
+        currents.transpose(0, 1).contiguous(), weight, alpha, rho, u0, s0, eta0,
+        b0=b0, beta=beta, surrogate=surrogate, r_m=r_m, dt=dt, bias=bias if weight is not None else None,
     )  # fmt: skip
     if membranes is None:  # pragma: no cover - keep_membranes=True always returns them
         raise RuntimeError("membranes were not kept")

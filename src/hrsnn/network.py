@@ -254,10 +254,12 @@ class SpikingLayer(nn.Module):
         if not self.fused:
             return self._step_loop(x, state, record)
         neuron = self.config.neuron
-        currents = self._currents_time_major(x)
+        currents = self.input(x.transpose(0, 1))  # W_in x_t + b_in, time-major (T, B, N); hooks see the product
         alpha = self.tau_m.decay(neuron.dt)
         w_rec = self.weight_rec  # the kernels apply the mask (a pruned layer's CSR reads W on its synapses only)
         if neuron.kind == "lif_hard":
+            if self.bias_rec is not None:
+                currents = currents + self.bias_rec
             spikes, membranes, u = lif_hard_sequence_tm(
                 currents, w_rec, alpha, state.u, state.s, threshold=neuron.hard_threshold, surrogate=self.surrogate,
                 mask=self._mask(),
@@ -268,7 +270,7 @@ class SpikingLayer(nn.Module):
         rho, beta = self._adaptation()
         spikes, membranes, traces, u, eta = alif_sequence_tm(
             currents, w_rec, alpha, rho, *state, b0=neuron.b0, beta=beta, surrogate=self.surrogate,
-            r_m=neuron.r_m, dt=neuron.dt, keep_membranes=record, mask=self._mask(),
+            r_m=neuron.r_m, dt=neuron.dt, keep_membranes=record, mask=self._mask(), bias=self.bias_rec,
         )  # fmt: skip
         final = ALIFState(u, spikes[-1], eta)
         thresholds = alif_thresholds(traces, membranes, neuron.b0, beta) if record and membranes is not None else None
@@ -276,14 +278,6 @@ class SpikingLayer(nn.Module):
 
     def _mask(self) -> Tensor | None:
         return self.mask if self.weight_rec is not None else None
-
-    def _currents_time_major(self, x: Tensor) -> Tensor:
-        """W_in x_t + b_in + b_rec for every step, time-major (T, B, N): one product through ``self.input`` (so
-        module hooks, e.g. NeuroBench's, see it), the recurrent bias added once."""
-        currents = self.input(x.transpose(0, 1))
-        if self.bias_rec is not None:
-            currents.add_(self.bias_rec)
-        return currents
 
     def _step_loop(self, x: Tensor, state: ALIFState, record: bool) -> LayerOutput:
         """The reference path: step functions of :mod:`hrsnn.neurons` in a Python loop."""

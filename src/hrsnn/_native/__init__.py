@@ -59,7 +59,7 @@ _SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
     "csr_matmul_t": (None, [_I64, _I64, _PTR, _I64, _I64, *[_PTR] * 6, _INT]),
     "alif_backward_step": (
         _INT,
-        [_I64, _I64, _INT, _INT, *[_PTR] * 20, *[_DBL] * 4, _I64, _I64, *[_PTR] * 5, _I64, _INT],
+        [_I64, _I64, _INT, _INT, *[_PTR] * 21, *[_DBL] * 4, _I64, _I64, *[_PTR] * 5, _I64, _INT],
     ),
     "csr_weight_grad": (_INT, [_I64, _I64, *[_PTR] * 8, _INT]),
     "csr_tile": (None, [_I64, _I64, *[_PTR] * 6]),

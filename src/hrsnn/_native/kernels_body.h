@@ -310,7 +310,8 @@ static inline void NAME(alif_backward_row)(int64_t n, const REAL *restrict psi, 
                                            const REAL *restrict eta, const REAL *restrict u_prev,
                                            const REAL *restrict cur, REAL *restrict u_bar, REAL *restrict eta_bar,
                                            REAL *restrict s_bar, REAL *restrict acc_alpha, REAL *restrict acc_rho,
-                                           REAL *restrict i_bar, const REAL *restrict alpha, const REAL *restrict rho,
+                                           REAL *restrict acc_bias, REAL *restrict i_bar,
+                                           const REAL *restrict alpha, const REAL *restrict rho,
                                            const REAL *restrict scale, REAL b0, REAL beta, REAL dt, REAL r_m) {
     for (int64_t j = 0; j < n; j++) {
         const REAL pp = (s_bar[j] + g_s[j]) * psi[j];
@@ -321,6 +322,7 @@ static inline void NAME(alif_backward_row)(int64_t n, const REAL *restrict psi, 
         eta_bar[j] = eb * rho[j];
         acc_alpha[j] += ub * (u_prev[j] - r_m * cur[j]);
         i_bar[j] = scale[j] * ub;
+        acc_bias[j] += scale[j] * ub;
         u_bar[j] = alpha[j] * ub;
     }
 }
@@ -328,13 +330,15 @@ static inline void NAME(alif_backward_row)(int64_t n, const REAL *restrict psi, 
 static inline void NAME(lif_backward_row)(int64_t n, const REAL *restrict psi, const REAL *restrict g_s,
                                           const REAL *restrict g_u, const REAL *restrict u_prev,
                                           const REAL *restrict cur, REAL *restrict u_bar, REAL *restrict s_bar,
-                                          REAL *restrict acc_alpha, REAL *restrict i_bar, const REAL *restrict alpha,
-                                          const REAL *restrict scale, REAL reset, REAL r_m) {
+                                          REAL *restrict acc_alpha, REAL *restrict acc_bias, REAL *restrict i_bar,
+                                          const REAL *restrict alpha, const REAL *restrict scale, REAL reset,
+                                          REAL r_m) {
     for (int64_t j = 0; j < n; j++) {
         const REAL ub = u_bar[j] + (s_bar[j] + g_s[j]) * psi[j] + g_u[j];
         s_bar[j] = reset * ub;
         acc_alpha[j] += ub * (u_prev[j] - r_m * cur[j]);
         i_bar[j] = scale[j] * ub;
+        acc_bias[j] += scale[j] * ub;
         u_bar[j] = alpha[j] * ub;
     }
 }
@@ -345,7 +349,8 @@ static inline void NAME(lif_backward_row)(int64_t n, const REAL *restrict psi, c
    pre = s_bar + g_s, u_bar += pre psi + g_u; adaptive: eta_bar += g_eta - beta pre psi - beta dt u_bar s_prev,
    s_bar = (1 - rho) eta_bar - dt u_bar theta with theta = b0 + beta eta, acc_rho += eta_bar (eta_prev - s_prev),
    eta_bar *= rho; LIF: s_bar = -b0 dt u_bar; then acc_alpha += u_bar (u_prev - r_m cur), i_bar = scale u_bar,
-   u_bar *= alpha. acc_alpha and acc_rho hold one row of N per group of samples (groups x N; group q: samples
+   u_bar *= alpha; acc_bias += i_bar (the gradient of a bias added to every step's current). acc_alpha, acc_rho
+   and acc_bias hold one row of N per group of samples (groups x N; group q: samples
    B q / groups .. B (q + 1) / groups - 1), so that they stay in cache where per-sample accumulators would stream
    B x N values per step; the caller sums the rows. Threads take whole groups, so every sum runs in the same order
    whatever the thread count. With a tiled CSR of W^T (tptr not
@@ -355,7 +360,8 @@ int NAME(alif_backward_step)(int64_t batch, int64_t n, int adaptive, int surroga
                              const REAL *psi, const REAL *g_s,
                              const REAL *g_u, const REAL *g_eta, const REAL *s_prev, const REAL *eta_prev,
                              const REAL *eta, const REAL *u_prev, const REAL *cur, REAL *u_bar, REAL *eta_bar,
-                             REAL *s_bar, REAL *acc_alpha, REAL *acc_rho, REAL *i_bar, const REAL *alpha,
+                             REAL *s_bar, REAL *acc_alpha, REAL *acc_rho, REAL *acc_bias, REAL *i_bar,
+                             const REAL *alpha,
                              const REAL *rho, const REAL *scale, double b0, double beta, double dt, double r_m,
                              int64_t tiles, int64_t tile, const int64_t *tptr, const uint8_t *tidx,
                              const REAL *tval, REAL *gt, REAL *acc_t, int64_t groups, int threads) {
@@ -379,11 +385,11 @@ int NAME(alif_backward_step)(int64_t batch, int64_t n, int adaptive, int surroga
             if (adaptive)
                 NAME(alif_backward_row)(n, ps, gs, gu, g_eta ? g_eta + o : zeros, s_prev + o, eta_prev + o, eta + o,
                                         u_prev + o, cur + o, u_bar + o, eta_bar + o, s_bar + o, acc_alpha + q * n,
-                                        acc_rho + q * n, i_bar + o, alpha, rho, scale, (REAL)b0, (REAL)beta, (REAL)dt,
-                                        (REAL)r_m);
+                                        acc_rho + q * n, acc_bias + q * n, i_bar + o, alpha, rho, scale, (REAL)b0,
+                                        (REAL)beta, (REAL)dt, (REAL)r_m);
             else
                 NAME(lif_backward_row)(n, ps, gs, gu, u_prev + o, cur + o, u_bar + o, s_bar + o, acc_alpha + q * n,
-                                       i_bar + o, alpha, scale, (REAL)(-b0 * dt), (REAL)r_m);
+                                       acc_bias + q * n, i_bar + o, alpha, scale, (REAL)(-b0 * dt), (REAL)r_m);
         }
         if (tptr) { /* one barrier: the transposed gradient rows of every thread are needed by all */
             NAME(transpose_rows)(batch, n, first, last, i_bar, gt);
