@@ -629,10 +629,11 @@ class _ALIFSequence(torch.autograd.Function):
         grad = k.grad
         full = grad or keep_membranes
         rec = Recurrence(weight, k.sparse, k.mask, k.events) if weight is not None else None
-        operands = (currents, alpha, rho) if weight is None else (currents, alpha, rho, weight)
+        operands = [t for t in (currents, alpha, rho, weight, bias) if t is not None]
         native = _native_for(*operands) if rec is None or rec.native is not None else None
         if native is not None:
             currents, alpha, rho = currents.contiguous(), alpha.contiguous(), rho.contiguous()
+            bias = bias.contiguous() if bias is not None else None
         spikes = _buffer(currents, steps + 1, batch, n)
         spikes[0] = s0
         mem = _buffer(currents, steps + 1 if full else 2, batch, n)
@@ -722,18 +723,19 @@ class _ALIFSequence(torch.autograd.Function):
         total = 0
         for t in range(steps):
             total += count
-            mode, c, cur = 0, c_a[t], c_a[t]
+            mode, cur, b = 0, c_a[t], None
             if rec is not None:
                 cur = i_a[t % n_i]
-                if bias is not None:  # I_t = (c_t + b) + W s_{t-1}: the kernel adds the events to cur in place
-                    torch.add(currents[t], bias, out=inputs[t % n_i])
-                    c = cur
                 mode = rec.native_mode(spikes[t], count)
-                if mode == 0:
-                    rec.add_into(inputs[t % n_i], inputs[t % n_i] if bias is not None else currents[t], spikes[t],
-                                 count)  # fmt: skip
+                if mode != 0:  # the kernel writes I_t = (c_t + b) + W s_{t-1}
+                    b = bias.data_ptr() if bias is not None else None
+                elif bias is not None:
+                    base = torch.add(currents[t], bias, out=inputs[t % n_i])
+                    rec.add_into(inputs[t % n_i], base, spikes[t], count)
+                else:
+                    rec.add_into(inputs[t % n_i], currents[t], spikes[t], count)
             eta_prev, eta = (e_a[t % n_u], e_a[(t + 1) % n_u]) if e_a is not None else (None, None)
-            count = run(batch, n, mode, c, s_a[t], cur, *operands, u_a[t % n_u], u_a[(t + 1) % n_u], eta_prev,
+            count = run(batch, n, mode, c_a[t], b, s_a[t], cur, *operands, u_a[t % n_u], u_a[(t + 1) % n_u], eta_prev,
                         eta, s_a[t + 1], *params)  # fmt: skip
             if count < 0:
                 raise MemoryError(f"no memory for the spike lists of a recurrent layer with N={n}")

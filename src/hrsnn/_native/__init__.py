@@ -55,7 +55,7 @@ _logger = logging.getLogger(__name__)
 _I64, _PTR, _DBL, _INT = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double, ctypes.c_int
 _SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
     "event_matmul": (_INT, [_I64, _I64, *[_PTR] * 7, _INT]),
-    "alif_forward_step": (_I64, [_I64, _I64, _INT, *[_PTR] * 15, _DBL, _DBL, _DBL, _INT, _INT]),
+    "alif_forward_step": (_I64, [_I64, _I64, _INT, *[_PTR] * 16, _DBL, _DBL, _DBL, _INT, _INT]),
     "csr_matmul_t": (None, [_I64, _I64, _PTR, _I64, _I64, *[_PTR] * 6, _INT]),
     "alif_backward_step": (
         _INT,

@@ -112,11 +112,13 @@ static inline int32_t NAME(lif_update)(int64_t n, const REAL *restrict cur, cons
 }
 
 /* One ALIF step for B samples (parallel over samples). mode 0: the current I_t is given in cur; otherwise
-   cur = c + W s_prev, spike-driven (mode 1: CSR of W^T; mode 2: dense W^T rows). Then, per neuron,
+   cur = c + W s_prev, or (c + bias) + W s_prev when bias (N values) is not NULL, spike-driven (mode 1: CSR of W^T;
+   mode 2: dense W^T rows). Then, per neuron,
    eta = rho eta_prev + (1 - rho) s_prev and theta = b0 + beta eta (adaptive; else theta = b0 and eta is not
    touched), u = alpha u_prev + scale I - dt theta s_prev, s = [u > theta]. Returns the number of spikes written,
    or -1 when out of memory. */
-int64_t NAME(alif_forward_step)(int64_t batch, int64_t n, int mode, const REAL *c, const REAL *s_prev, REAL *cur,
+int64_t NAME(alif_forward_step)(int64_t batch, int64_t n, int mode, const REAL *c, const REAL *bias,
+                                const REAL *s_prev, REAL *cur,
                                 const int64_t *ptr, const int32_t *idx, const REAL *val, const REAL *wt,
                                 const REAL *u_prev, REAL *u, const REAL *eta_prev, REAL *eta, REAL *s,
                                 const REAL *alpha, const REAL *rho, const REAL *scale, double b0, double beta,
@@ -132,7 +134,10 @@ int64_t NAME(alif_forward_step)(int64_t batch, int64_t n, int mode, const REAL *
             const int64_t o = b * n;
             if (failed) continue;
             if (mode != 0) {
-                if (cur + o != c + o) memcpy(cur + o, c + o, (size_t)n * sizeof(REAL));
+                if (bias)
+                    for (int64_t j = 0; j < n; j++) cur[o + j] = c[o + j] + bias[j];
+                else if (cur + o != c + o)
+                    memcpy(cur + o, c + o, (size_t)n * sizeof(REAL));
                 NAME(add_events)(n, s_prev + o, mode == 1 ? ptr : NULL, idx, val, wt, cur + o, ev);
             }
             if (adaptive)
