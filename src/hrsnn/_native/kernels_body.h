@@ -5,6 +5,35 @@
 typedef REAL NAME(vec) __attribute__((vector_size(64), aligned(sizeof(REAL)), may_alias));
 #define LANES ((int64_t)(64 / sizeof(REAL)))
 
+/* A block of 8 vectors held in registers a0 .. a7: loaded from p, v * w[0 .. 7] added, stored back to p (used where
+   a list of rows adds into one block of an output row). The function around decides the rounding (CONTRACT). */
+#ifndef BLOCK8_LOAD
+#define BLOCK8_LOAD(p) NAME(vec) a0 = (p)[0], a1 = (p)[1], a2 = (p)[2], a3 = (p)[3], a4 = (p)[4], a5 = (p)[5], \
+                                 a6 = (p)[6], a7 = (p)[7]
+#define BLOCK8_ADD(v, w)                                                                                            \
+    do {                                                                                                            \
+        a0 += (v) * (w)[0];                                                                                         \
+        a1 += (v) * (w)[1];                                                                                         \
+        a2 += (v) * (w)[2];                                                                                         \
+        a3 += (v) * (w)[3];                                                                                         \
+        a4 += (v) * (w)[4];                                                                                         \
+        a5 += (v) * (w)[5];                                                                                         \
+        a6 += (v) * (w)[6];                                                                                         \
+        a7 += (v) * (w)[7];                                                                                         \
+    } while (0)
+#define BLOCK8_STORE(p)                                                                                             \
+    do {                                                                                                            \
+        (p)[0] = a0;                                                                                                \
+        (p)[1] = a1;                                                                                                \
+        (p)[2] = a2;                                                                                                \
+        (p)[3] = a3;                                                                                                \
+        (p)[4] = a4;                                                                                                \
+        (p)[5] = a5;                                                                                                \
+        (p)[6] = a6;                                                                                                \
+        (p)[7] = a7;                                                                                                \
+    } while (0)
+#endif
+
 /* row += sum over the nonzero s[i] of s[i] W[:, i]: CSR of W^T (ptr, idx, val) or, when ptr is NULL, dense W^T
    rows (wt, N x N). The cost grows with the number of nonzero s[i]. Dense rows: the nonzero i are listed in ev
    (scratch of N ints) first, then the row is built in blocks of 8 vectors held in registers while every listed row
@@ -26,28 +55,10 @@ static inline void NAME(add_events)(int64_t n, const REAL *s, const int64_t *ptr
     int64_t j0 = 0;
     for (; j0 + 8 * LANES <= n; j0 += 8 * LANES) {
         NAME(vec) *out = (NAME(vec) *)(row + j0);
-        NAME(vec) a0 = out[0], a1 = out[1], a2 = out[2], a3 = out[3], a4 = out[4], a5 = out[5], a6 = out[6],
-                  a7 = out[7];
-        for (int64_t e = 0; e < m; e++) {
-            const REAL v = s[ev[e]];
-            const NAME(vec) *w = (const NAME(vec) *)(wt + (int64_t)ev[e] * n + j0);
-            a0 += v * w[0];
-            a1 += v * w[1];
-            a2 += v * w[2];
-            a3 += v * w[3];
-            a4 += v * w[4];
-            a5 += v * w[5];
-            a6 += v * w[6];
-            a7 += v * w[7];
-        }
-        out[0] = a0;
-        out[1] = a1;
-        out[2] = a2;
-        out[3] = a3;
-        out[4] = a4;
-        out[5] = a5;
-        out[6] = a6;
-        out[7] = a7;
+        BLOCK8_LOAD(out);
+        for (int64_t e = 0; e < m; e++)
+            BLOCK8_ADD(s[ev[e]], (const NAME(vec) *)(wt + (int64_t)ev[e] * n + j0));
+        BLOCK8_STORE(out);
     }
     for (int64_t j = j0; j < n; j++) {
         REAL sum = row[j];
@@ -552,29 +563,12 @@ static inline CONTRACT void NAME(grad_block8)(int64_t i0, int64_t i1, int64_t k,
         uint64_t bits = mask[i];
         if (!bits) continue;
         NAME(vec) *out = (NAME(vec) *)(gwt + i * n);
-        NAME(vec) a0 = out[0], a1 = out[1], a2 = out[2], a3 = out[3], a4 = out[4], a5 = out[5], a6 = out[6],
-                  a7 = out[7];
+        BLOCK8_LOAD(out);
         for (; bits; bits &= bits - 1) {
             const int64_t q = __builtin_ctzll(bits);
-            const REAL v = binary ? (REAL)1 : x[q * k + i];
-            const NAME(vec) *w = (const NAME(vec) *)(gp + q * 8 * LANES);
-            a0 += v * w[0];
-            a1 += v * w[1];
-            a2 += v * w[2];
-            a3 += v * w[3];
-            a4 += v * w[4];
-            a5 += v * w[5];
-            a6 += v * w[6];
-            a7 += v * w[7];
+            BLOCK8_ADD(binary ? (REAL)1 : x[q * k + i], (const NAME(vec) *)(gp + q * 8 * LANES));
         }
-        out[0] = a0;
-        out[1] = a1;
-        out[2] = a2;
-        out[3] = a3;
-        out[4] = a4;
-        out[5] = a5;
-        out[6] = a6;
-        out[7] = a7;
+        BLOCK8_STORE(out);
     }
 }
 
