@@ -14,7 +14,9 @@ N = 4096 ALIF layer, 1.14–1.17× dense, 1.5–1.75× at N = 512).
 Three kernels:
 
 **ALIF / LIF** (:func:`alif_sequence_tm`; LIF is β = 0, ρ = 1). Forward, for t = 1..T, with W the effective
-recurrent weight W_rec ⊙ M and c_t the external current (the input projection plus both biases):
+recurrent weight W_rec ⊙ M (the kernels take W_rec and M and apply the mask themselves) and c_t the external
+current (the input projection plus both biases; the recurrent bias may be passed apart, ``bias=``, and is then added
+inside the step):
 
 .. math::
 
@@ -54,8 +56,8 @@ this pays is :data:`SPARSE_DENSITY` and :data:`SPARSE_MIN_SIZE` (PyTorch ops; me
 density, nothing below 1024 neurons) and :data:`NATIVE_SPARSE_DENSITY`, :data:`NATIVE_SPARSE_MIN_SIZE` (compiled
 kernels). Where few neurons fire, the forward recurrent product and the weight gradient are event-driven: their cost
 grows with the spike count (:data:`EVENT_RATE`, :data:`EVENT_RATE_GRAD`; :data:`NATIVE_EVENT_RATE`,
-:data:`NATIVE_EVENT_RATE_SPARSE`, :data:`NATIVE_EVENT_WORK_GRAD`). The backward product Ī W stays dense in the
-spikes (the surrogate derivative is nonzero almost everywhere) and sparse only in W.
+:data:`NATIVE_EVENT_RATE_SPARSE`, :data:`NATIVE_EVENT_RATE_GRAD`, :data:`NATIVE_EVENT_WORK_GRAD`). The backward
+product Ī W stays dense in the spikes (the surrogate derivative is nonzero almost everywhere) and sparse only in W.
 
 Compiled kernels (:mod:`hrsnn._native`; CPU, float32 and float64). When a C compiler is available (built once per
 machine into a cache folder; ``HRSNN_NATIVE=0`` turns them off, and without a compiler everything runs on the
