@@ -685,7 +685,7 @@ class _ALIFSequence(torch.autograd.Function):
             theta = torch.empty_like(u_t[0])
         for t in range(currents.shape[0]):
             c = c_t[t] if bias is None else torch.add(c_t[t], bias, out=i_t[t % n_i])
-            i = rec.add_into(i_t[t % n_i], c, s_t[t]) if rec is not None else c
+            i = rec.add_into(c if bias is not None else i_t[t % n_i], c, s_t[t]) if rec is not None else c
             u_prev, u = u_t[t % n_u], u_t[(t + 1) % n_u]
             torch.mul(u_prev, alpha, out=u).addcmul_(scale, i)
             if traces is not None:
@@ -731,9 +731,9 @@ class _ALIFSequence(torch.autograd.Function):
                 mode = rec.native_mode(spikes[t], count)
                 if mode != 0:  # the kernel writes I_t = (c_t + b) + W s_{t-1}
                     b = bias.data_ptr() if bias is not None else None
-                elif bias is not None:
-                    base = torch.add(currents[t], bias, out=inputs[t % n_i])
-                    rec.add_into(inputs[t % n_i], base, spikes[t], count)
+                elif bias is not None:  # one tensor as both c and out: addmm skips its copy of c into out
+                    row = torch.add(currents[t], bias, out=inputs[t % n_i])
+                    rec.add_into(row, row, spikes[t], count)
                 else:
                     rec.add_into(inputs[t % n_i], currents[t], spikes[t], count)
             eta_prev, eta = (e_a[t % n_u], e_a[(t + 1) % n_u]) if e_a is not None else (None, None)
