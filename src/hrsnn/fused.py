@@ -722,22 +722,28 @@ class _ALIFSequence(torch.autograd.Function):
         operands = rec.native_operands() if rec is not None else (None,) * 4
         params = (alpha.data_ptr(), rho.data_ptr(), scale.data_ptr(), k.b0, k.beta, k.dt, int(k.adaptive), _threads())
         count = int(torch.count_nonzero(spikes[0]))
+        # A dense W takes PyTorch's product at most steps: c_t + b for all steps in one pass, then each step adds
+        # its product in place (a sparse W's steps are spike-driven: the kernel adds b where it copies c_t)
+        ready = bias is not None and rec is not None and not rec.sparse and n_i == steps
+        if ready:
+            torch.add(currents, bias, out=inputs)
         total = 0
         for t in range(steps):
             total += count
-            mode, cur, b = 0, c_a[t], None
+            mode, c, cur, b = 0, c_a[t], c_a[t], None
             if rec is not None:
                 cur = i_a[t % n_i]
+                c = cur if ready else c
                 mode = rec.native_mode(spikes[t], count)
                 if mode != 0:  # the kernel writes I_t = (c_t + b) + W s_{t-1}
-                    b = bias.data_ptr() if bias is not None else None
+                    b = bias.data_ptr() if bias is not None and not ready else None
                 elif bias is not None:  # one tensor as both c and out: addmm skips its copy of c into out
-                    row = torch.add(currents[t], bias, out=inputs[t % n_i])
+                    row = inputs[t] if ready else torch.add(currents[t], bias, out=inputs[t % n_i])
                     rec.add_into(row, row, spikes[t], count)
                 else:
                     rec.add_into(inputs[t % n_i], currents[t], spikes[t], count)
             eta_prev, eta = (e_a[t % n_u], e_a[(t + 1) % n_u]) if e_a is not None else (None, None)
-            count = run(batch, n, mode, c_a[t], b, s_a[t], cur, *operands, u_a[t % n_u], u_a[(t + 1) % n_u], eta_prev,
+            count = run(batch, n, mode, c, b, s_a[t], cur, *operands, u_a[t % n_u], u_a[(t + 1) % n_u], eta_prev,
                         eta, s_a[t + 1], *params)  # fmt: skip
             if count < 0:
                 raise MemoryError(f"no memory for the spike lists of a recurrent layer with N={n}")
