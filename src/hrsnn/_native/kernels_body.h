@@ -48,7 +48,7 @@ static inline void NAME(add_events)(int64_t n, const REAL *s, const int64_t *ptr
         for (int64_t e = 0; e < m; e++) {
             const int64_t i = ev[e];
             const REAL v = s[i];
-            for (int64_t k = ptr[i]; k < ptr[i + 1]; k++) row[idx[k]] += v * val[k];
+            SCATTER_ADD(row, idx, val, v, ptr[i], ptr[i + 1]);
         }
         return;
     }
