@@ -401,7 +401,7 @@ class Recurrence:
     ) -> None:
         n = weight.shape[0]
         self.native = _native_for(weight)
-        self.pattern = weight != 0 if mask is None else mask if mask.dtype == torch.bool else mask != 0
+        self.pattern = weight != 0 if mask is None else mask.bool()
         self._mask_given = mask is not None
         cpu = weight.device.type == "cpu"
         if sparse is None:
@@ -411,9 +411,6 @@ class Recurrence:
             sparse = cpu and n >= min_size and int(torch.count_nonzero(self.pattern)) <= density * n * n
         self.sparse = sparse
         native_sparse = sparse and self.native is not None
-        self._lazy_mask = mask is not None and native_sparse  # the compiled CSR reads W on the pattern only
-        if mask is not None and not native_sparse:
-            weight = torch.where(self.pattern, weight, 0.0)
         event_min = NATIVE_EVENT_MIN_SIZE if self.native else SPARSE_MIN_SIZE
         self.events = events if events is not None or (cpu and n >= event_min) else False  # None: by spike count
         grad_min = 0 if native_sparse else (NATIVE_EVENT_GRAD_MIN_SIZE if self.native else SPARSE_MIN_SIZE)
@@ -434,8 +431,9 @@ class Recurrence:
 
     @functools.cached_property
     def effective(self) -> Tensor:
-        """W, zero outside the mask (masked when first needed by a compiled sparse layer, else from the start)."""
-        return torch.where(self.pattern, self.weight, 0.0) if self._lazy_mask else self.weight
+        """W, zero outside the mask, built when a product first needs it (the compiled CSR reads W on the pattern
+        only, so a compiled sparse layer never does)."""
+        return torch.where(self.pattern, self.weight, 0.0) if self._mask_given else self.weight
 
     @functools.cached_property
     def csr(self) -> Tensor:
@@ -457,8 +455,7 @@ class Recurrence:
         """The compiled kernels' CSR of Wᵀ: row pointers (N + 1, int64), targets (int32) and values W[j, i]; and the
         synapses by target: row pointers, sources (int32) and each one's position in the CSR of Wᵀ (int64)."""
         n = self.weight.shape[0]
-        pattern = self.pattern if self.pattern.dtype == torch.bool else self.pattern != 0
-        pattern = pattern.contiguous()
+        pattern = self.pattern.contiguous()
         nnz = int(torch.count_nonzero(pattern))
         ptr, row_ptr = torch.empty(2, n + 1, dtype=torch.int64)
         idx, cols = torch.empty(2, nnz, dtype=torch.int32)
@@ -534,7 +531,7 @@ class Recurrence:
             return torch.add(c, _to_csr(s) @ self.weight_t, out=out)
         if self.sparse:
             return torch.add(c, (self.csr @ s.t()).t(), out=out)
-        return torch.addmm(c, s, self.weight.t(), out=out)
+        return torch.addmm(c, s, self.effective.t(), out=out)
 
     def add_transposed_(self, acc: Tensor, g: Tensor) -> Tensor:
         if self.sparse and self._native_takes(acc, g):
@@ -544,12 +541,12 @@ class Recurrence:
             return acc
         if self.sparse:
             return acc.add_((self.csr_t @ g.t()).t())
-        return acc.addmm_(g, self.weight)
+        return acc.addmm_(g, self.effective)
 
     def scaled_add_transposed(self, out: Tensor, x: Tensor, beta: float, g: Tensor) -> Tensor:
         if self.sparse:
             return self.add_transposed_(torch.mul(x, beta, out=out), g)
-        return torch.addmm(x, g, self.weight, beta=beta, out=out)
+        return torch.addmm(x, g, self.effective, beta=beta, out=out)
 
     def weight_grad(self, g: Tensor, s: Tensor, count: int | None = None) -> Tensor:
         """:math:`\\sum_k g_k^\\top s_k` (see the class); ``count``: the number of nonzeros of s when known."""
@@ -727,6 +724,7 @@ class _ALIFSequence(torch.autograd.Function):
         ready = bias is not None and rec is not None and not rec.sparse and n_i == steps
         if ready:
             torch.add(currents, bias, out=inputs)
+        in_kernel = bias.data_ptr() if bias is not None and not ready else None  # b for the spike-driven steps
         total = 0
         for t in range(steps):
             total += count
@@ -736,7 +734,7 @@ class _ALIFSequence(torch.autograd.Function):
                 c = cur if ready else c
                 mode = rec.native_mode(spikes[t], count)
                 if mode != 0:  # the kernel writes I_t = (c_t + b) + W s_{t-1}
-                    b = bias.data_ptr() if bias is not None and not ready else None
+                    b = in_kernel
                 elif bias is not None:  # one tensor as both c and out: addmm skips its copy of c into out
                     row = inputs[t] if ready else torch.add(currents[t], bias, out=inputs[t % n_i])
                     rec.add_into(row, row, spikes[t], count)
