@@ -590,20 +590,20 @@ int NAME(event_linear_grad)(int64_t rows, int64_t k, int64_t n, const REAL *x, c
     const int64_t width = 8 * LANES, blocks = n / width, items = blocks + (blocks * width < n);
     const int64_t chunks = (rows + 63) / 64;
     uint64_t *mask = malloc((size_t)(chunks * k > 0 ? chunks * k : 1) * sizeof(uint64_t));
-    int failed = !mask, binary = 1; /* shared: any thread that meets a value other than 0 and 1 clears it */
-#pragma omp parallel num_threads(threads) if (threads > 1 && !failed) reduction(| : failed)
+    if (!mask) return -1;
+    int failed = 0, binary = 1; /* binary is shared: any thread that meets a value other than 0 and 1 clears it */
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(| : failed)
     {
         const int64_t parts = omp_get_num_threads(), part = omp_get_thread_num();
         const int64_t split = parts > items ? parts / items : 1, work = items * split;
         const int64_t w0 = work * part / parts, w1 = work * (part + 1) / parts;
         REAL *gp = malloc((size_t)(64 * width) * sizeof(REAL));
-        failed = !gp || !mask;
+        failed = !gp;
         uint64_t bits[64];
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < k; i++) memset(gwt + i * n, 0, (size_t)n * sizeof(REAL));
 #pragma omp for schedule(static)
         for (int64_t c = 0; c < chunks; c++) {
-            if (!mask) continue;
             const int64_t len = rows - c * 64 < 64 ? rows - c * 64 : 64;
             for (int64_t c0 = 0; c0 < k; c0 += 64) {
                 const int64_t cols = k - c0 < 64 ? k - c0 : 64;
@@ -622,7 +622,6 @@ int NAME(event_linear_grad)(int64_t rows, int64_t k, int64_t n, const REAL *x, c
                 memcpy(mask + c * k + c0, bits, (size_t)cols * sizeof(uint64_t));
             }
         }
-        failed |= !gp;
         for (int64_t c = 0; c < chunks && !failed; c++) {
             const int64_t r0 = c * 64, len = rows - r0 < 64 ? rows - r0 : 64;
             for (int64_t w = w0; w < w1; w++) {
