@@ -26,27 +26,17 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from alif_sparse_speed import make_layer
+from kernel_speed import median_time
 
 from hrsnn import _native, fused
 from hrsnn.events import EventLinear
 
 RATES = (0.02, 0.05, 0.1, 0.2, 0.4, 0.6)
-
-
-def _median(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def recurrent(threads: int, kernels: _native.Kernels) -> None:
@@ -59,9 +49,9 @@ def recurrent(threads: int, kernels: _native.Kernels) -> None:
         ratios = []
         for rate in RATES:
             s = (torch.rand(batch, n) < rate).float()
-            dense = _median(functools.partial(torch.addmm, c, s, w.t(), out=out), 40)
+            dense = median_time(functools.partial(torch.addmm, c, s, w.t(), out=out), 40)
             args = (batch, n, c.data_ptr(), s.data_ptr(), None, None, None, wt.data_ptr(), out.data_ptr(), threads)
-            ratios.append(dense / _median(functools.partial(run, *args), 40))
+            ratios.append(dense / median_time(functools.partial(run, *args), 40))
         print(f"  N={n:5d}: " + " ".join(f"{r:5.2f}" for r in ratios))
 
 
@@ -86,8 +76,8 @@ def input_projection() -> None:
         for rate in RATES[:4]:
             x = (torch.rand(rows, k) < rate).float()
             fwd, fb = (
-                _median(functools.partial(call, layer, x, g, False), 7)
-                / _median(functools.partial(call, layer, x, g, True), 7)
+                median_time(functools.partial(call, layer, x, g, False), 7)
+                / median_time(functools.partial(call, layer, x, g, True), 7)
                 for g in (None, g_out)
             )
             cells.append(f"{rate}: {fwd:.2f} | {fb:.2f}")
@@ -103,9 +93,9 @@ def weight_gradient(threads: int, kernels: _native.Kernels) -> None:
         ratios = []
         for rate in rates:
             x = (torch.rand(rows, k) < rate).float()
-            dense = _median(functools.partial(torch.mm, x.t(), g), 7)
+            dense = median_time(functools.partial(torch.mm, x.t(), g), 7)
             args = (rows, k, n, x.data_ptr(), g.data_ptr(), out.data_ptr(), threads)
-            ratios.append(dense / _median(functools.partial(run, *args), 7))
+            ratios.append(dense / median_time(functools.partial(run, *args), 7))
         print(f"  K={k:4d}, N={n:4d}: " + " ".join(f"{r:5.2f}" for r in ratios), flush=True)
 
 

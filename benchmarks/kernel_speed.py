@@ -523,7 +523,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def median_time(fn: Callable[[], None], repeats: int) -> float:
+def median_time(fn: Callable[[], object], repeats: int) -> float:
     fn()  # warm-up (JAX: compiles)
     times = []
     for _ in range(repeats):
