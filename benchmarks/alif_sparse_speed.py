@@ -12,6 +12,10 @@ dense recurrent mask or an Erdős–Rényi mask of ``--density`` (default 0.1), 
 
 ``--contenders`` picks among them (default all three).
 
+``--floor`` (default 0.002) also times hrsnn on a mask of that density: the work that does not scale with the
+synapses (element-wise updates, buffers, input projection, per-step overheads), measured. Dense / floor is then the
+largest dense / pruned ratio this machine allows even if the sparse products cost nothing.
+
 Norse's ``LSNNRecurrent`` is not timed against the ALIF layer: its adaptation enters the threshold after the spike
 and its reset is Norse's (to a fixed value in the spiking step), which no parameter mapping turns into this ALIF map.
 
@@ -121,6 +125,8 @@ def worker(name: str, n: int, density: float, steps: int, repeats: int, threads:
 
         out["fwd_s"] = median_time(forward, repeats)
     out["fwdbwd_s"] = median_time(lambda: run(x).sum().backward(), repeats)
+    with torch.no_grad():
+        out["rate"] = float(run(x).mean())
     out["rss_fwdbwd_mib"] = peak_rss_mib()
     return out
 
@@ -155,6 +161,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="4096")
     parser.add_argument("--density", type=float, default=0.1, help="density of the pruned mask (default 0.1)")
+    parser.add_argument("--floor", type=float, default=0.002,
+                        help="also time hrsnn at this density: the work that does not scale with the synapses (0: off)")
     parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--identity-steps", type=int, default=40)
     parser.add_argument("--passes", type=int, default=2)
@@ -201,13 +209,17 @@ def main() -> None:
                 for name in contenders:
                     r = spawn(name, n, d, args.steps, args.repeats, args.threads, fwd=True)
                     runs.setdefault((name, d), []).append(r)
-        print(f"  N={n}: {'contender':8s} {'mask':>6s} {'fwd ms':>9s} {'fwd+bwd ms':>11s} {'peak MiB':>9s}  per pass")
+            if args.floor > 0 and args.floor not in densities and "hrsnn" in contenders:
+                r = spawn("hrsnn", n, args.floor, args.steps, args.repeats, args.threads, fwd=True)
+                runs.setdefault(("hrsnn", args.floor), []).append(r)
+        print(f"  N={n}: {'contender':8s} {'mask':>6s} {'rate':>6s} {'fwd ms':>9s} {'fwd+bwd ms':>11s} {'peak MiB':>9s}"
+              "  per pass")
         med = {}
         for (name, d), rs in runs.items():
             med[(name, d)] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
             m = med[(name, d)]
             per_pass = " / ".join(f"{1e3 * r['fwdbwd_s']:.0f}" for r in rs)
-            print(f"        {name:8s} {d:6g} {1e3 * m['fwd_s']:9.0f} {1e3 * m['fwdbwd_s']:11.0f} "
+            print(f"        {name:8s} {d:6g} {m['rate']:6.4f} {1e3 * m['fwd_s']:9.0f} {1e3 * m['fwdbwd_s']:11.0f} "
                   f"{m['rss_fwdbwd_mib']:9.0f}  {per_pass}")  # fmt: skip
             entry["timing"][f"{name}@{d:g}"] = {**m, "fwdbwd_passes_s": [r["fwdbwd_s"] for r in rs]}
         for d in densities:
@@ -222,6 +234,12 @@ def main() -> None:
             dense, pruned = med[(name, 1.0)], med[(name, args.density)]
             print(f"    {name}: dense / pruned = {dense['fwd_s'] / pruned['fwd_s']:.2f} (fwd), "
                   f"{dense['fwdbwd_s'] / pruned['fwdbwd_s']:.2f} (fwd+bwd)")  # fmt: skip
+        if ("hrsnn", args.floor) in med:
+            dense, pruned, floor = (med[("hrsnn", d)] for d in (1.0, args.density, args.floor))
+            share = floor["fwdbwd_s"] / pruned["fwdbwd_s"]
+            print(f"    hrsnn at density {args.floor:g}: {1e3 * floor['fwdbwd_s']:.0f} ms fwd+bwd, {share:.0%} of the "
+                  f"pruned pass; dense / floor = {dense['fwdbwd_s'] / floor['fwdbwd_s']:.2f} (the dense / pruned "
+                  "ratio if the sparse products cost nothing)")  # fmt: skip
     n_mem = args.memory_size
     print(f"\nBPTT memory of hrsnn (N={n_mem}, dense ALIF, one forward+backward per process)")
     mem = {}
