@@ -117,6 +117,42 @@ static inline void scatter_add_f64(double *row, const int32_t *idx, const double
     for (; k < k1; k++) row[idx[k]] += v * val[k];
 }
 
+#if defined(__AVX512F__)
+/* dst[c * ds + r] = src[r * ss + c] (add: +=) for a 16 x 16 block of floats, in registers: rows interleaved in
+   pairs (unpack), pairs in pairs (64-bit unpack), then the 128-bit lanes of four registers exchanged (a 4 x 4
+   transpose of lanes). Each value is moved, or added once: the same result as the scalar loop. */
+static inline void transpose16_f32(const float *src, int64_t ss, float *dst, int64_t ds, int add) {
+    __m512 r[16], a[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ss);
+    for (int k = 0; k < 8; k++) {
+        a[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        a[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    for (int k = 0; k < 4; k++) { /* r[4 k + c], 128-bit lane l: column 4 l + c of rows 4 k .. 4 k + 3 */
+        const __m512d lo = _mm512_castps_pd(a[4 * k]), hi = _mm512_castps_pd(a[4 * k + 1]);
+        const __m512d lo2 = _mm512_castps_pd(a[4 * k + 2]), hi2 = _mm512_castps_pd(a[4 * k + 3]);
+        r[4 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, lo2));
+        r[4 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, lo2));
+        r[4 * k + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi, hi2));
+        r[4 * k + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi, hi2));
+    }
+    for (int c = 0; c < 4; c++) {
+        const __m512 u0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44), u1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE);
+        const __m512 v0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
+        const __m512 v1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
+        a[c] = _mm512_shuffle_f32x4(u0, v0, 0x88);
+        a[4 + c] = _mm512_shuffle_f32x4(u0, v0, 0xDD);
+        a[8 + c] = _mm512_shuffle_f32x4(u1, v1, 0x88);
+        a[12 + c] = _mm512_shuffle_f32x4(u1, v1, 0xDD);
+    }
+    for (int m = 0; m < 16; m++) {
+        float *out = dst + m * ds;
+        _mm512_storeu_ps(out, add ? _mm512_add_ps(_mm512_loadu_ps(out), a[m]) : a[m]);
+    }
+}
+#define TRANSPOSE16_F32 transpose16_f32
+#endif
+
 /* e^x, vectorisable (no calls, no branches): e^x = 2^k e^r with k = round(x / ln 2) and |r| <= ln(2) / 2 (ln 2 split
    in two, Cody and Waite), e^r by its Taylor polynomial (degree 13 in double, 7 in float: truncation below 1e-17
    and 1e-8 relative). Within a few ulp of libm's exp; 0 below the smallest normal result, +inf above the largest
@@ -170,7 +206,11 @@ static inline float exp_f32(float x) {
 #define NONZERO_BITS nonzero_bits_f32
 #define SCATTER_ADD scatter_add_f32
 #define EXP exp_f32
+#ifdef TRANSPOSE16_F32
+#define TRANSPOSE16 TRANSPOSE16_F32
+#endif
 #include "kernels_body.h"
+#undef TRANSPOSE16
 #undef REAL
 #undef NAME
 #undef NONZERO_BITS

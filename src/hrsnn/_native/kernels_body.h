@@ -163,13 +163,25 @@ int64_t NAME(alif_forward_step)(int64_t batch, int64_t n, int mode, const REAL *
     return failed ? -1 : count;
 }
 
-/* Columns b0 .. b1 - 1 of gt (N, B) = g (B, N)^T: the rows b0 .. b1 - 1 of g, in blocks of 64 of its columns. */
-static void NAME(transpose_rows)(int64_t batch, int64_t n, int64_t b0, int64_t b1, const REAL *g,
-                                 REAL *restrict gt) {
-    for (int64_t j0 = 0; j0 < n; j0 += 64) {
-        const int64_t j1 = j0 + 64 < n ? j0 + 64 : n;
-        for (int64_t b = b0; b < b1; b++)
-            for (int64_t j = j0; j < j1; j++) gt[j * batch + b] = g[b * n + j];
+/* dst[c * ds + r] = src[r * ss + c], or += when add, for rows r0 <= r < r1 and columns 0 <= c < cols of src: in
+   16 x 16 blocks held in registers where there is a TRANSPOSE16 (float, AVX-512), the rest in blocks of 64
+   columns. */
+static void NAME(transpose)(int64_t r0, int64_t r1, int64_t cols, const REAL *src, int64_t ss, REAL *restrict dst,
+                            int64_t ds, int add) {
+    int64_t rb = r0, cb = 0; /* rows r0 .. rb - 1 by columns 0 .. cb - 1 go by blocks */
+#ifdef TRANSPOSE16
+    rb = r0 + (r1 - r0) / 16 * 16;
+    cb = cols / 16 * 16;
+    for (int64_t c = 0; c < cb; c += 16)
+        for (int64_t r = r0; r < rb; r += 16) TRANSPOSE16(src + r * ss + c, ss, dst + c * ds + r, ds, add);
+#endif
+    for (int64_t c0 = 0; c0 < cols; c0 += 64) {
+        const int64_t c1 = c0 + 64 < cols ? c0 + 64 : cols;
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t c = (r < rb && c0 < cb) ? cb : c0; c < c1; c++) {
+                const REAL v = src[r * ss + c];
+                dst[c * ds + r] = add ? dst[c * ds + r] + v : v;
+            }
     }
 }
 
@@ -231,11 +243,7 @@ static CONTRACT void NAME(spmm_tiled)(int64_t batch, int64_t n, int64_t i0, int6
         const REAL *rows = gt + t * tile * batch;
         for (int64_t i = i0; i < i1; i++) NAME(spmm_row)(batch, rows, p[i], p[i + 1], tidx, tval, acc_t + i * batch);
     }
-    for (int64_t j0 = i0; j0 < i1; j0 += 64) {
-        const int64_t j1 = j0 + 64 < i1 ? j0 + 64 : i1;
-        for (int64_t b = 0; b < batch; b++)
-            for (int64_t j = j0; j < j1; j++) out[b * n + j] += acc_t[j * batch + b];
-    }
+    NAME(transpose)(i0, i1, batch, acc_t, batch, out, n, 1);
 }
 
 /* out (B, N) += g W with W^T in tiled CSR (csr_tile); gt and acc_t: scratch of B * N values each. */
@@ -244,7 +252,7 @@ void NAME(csr_matmul_t)(int64_t batch, int64_t n, const REAL *g, int64_t tiles, 
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         const int parts = omp_get_num_threads(), part = omp_get_thread_num();
-        NAME(transpose_rows)(batch, n, batch * part / parts, batch * (part + 1) / parts, g, gt);
+        NAME(transpose)(batch * part / parts, batch * (part + 1) / parts, n, g, n, gt, batch, 0);
 #pragma omp barrier
         NAME(spmm_tiled)(batch, n, n * part / parts, n * (part + 1) / parts, tiles, tile, gt, tptr, tidx, tval, acc_t,
                          out);
@@ -408,7 +416,7 @@ int NAME(alif_backward_step)(int64_t batch, int64_t n, int adaptive, int surroga
                                        acc_bias + q * n, i_bar + o, alpha, scale, (REAL)(-b0 * dt), (REAL)r_m);
         }
         if (tptr) { /* one barrier: the transposed gradient rows of every thread are needed by all */
-            NAME(transpose_rows)(batch, n, first, last, i_bar, gt);
+            NAME(transpose)(first, last, n, i_bar, n, gt, batch, 0);
 #pragma omp barrier
             NAME(spmm_tiled)(batch, n, n * me / nth, n * (me + 1) / nth, tiles, tile, gt, tptr, tidx, tval, acc_t,
                              s_bar);
