@@ -677,11 +677,19 @@ class _ALIFSequence(torch.autograd.Function):
     ) -> None:
         s_t, i_t, c_t, u_t = spikes.unbind(0), inputs.unbind(0), currents.unbind(0), mem.unbind(0)
         n_u, n_i = len(u_t), len(i_t)
+        ready = bias is not None and n_i == len(c_t)  # c_t + b for all steps in one op (one launch on a GPU)
+        if ready:
+            torch.add(currents, bias, out=inputs)
         if traces is not None:
             eta_t = traces.unbind(0)
             theta = torch.empty_like(u_t[0])
         for t in range(currents.shape[0]):
-            c = c_t[t] if bias is None else torch.add(c_t[t], bias, out=i_t[t % n_i])
+            if ready:
+                c = i_t[t]
+            elif bias is not None:
+                c = torch.add(c_t[t], bias, out=i_t[t % n_i])
+            else:
+                c = c_t[t]
             i = rec.add_into(c if bias is not None else i_t[t % n_i], c, s_t[t]) if rec is not None else c
             u_prev, u = u_t[t % n_u], u_t[(t + 1) % n_u]
             torch.mul(u_prev, alpha, out=u).addcmul_(scale, i)
@@ -764,13 +772,17 @@ class _ALIFSequence(torch.autograd.Function):
         u_bar = _zeros_or_copy(g_u_last, mem[0])
         eta_bar = _zeros_or_copy(g_eta_last, mem[0])
         s_bar = torch.zeros_like(u_bar)  # what flows into s_t from step t+1
-        rows = min(NATIVE_ACC_GROUPS, u_bar.shape[0]) if ctx.native is not None else u_bar.shape[0]
-        acc_alpha, acc_rho, acc_bias = u_bar.new_zeros(3, rows, u_bar.shape[1]).unbind(0)
+        native = ctx.native is not None
+        rows = min(NATIVE_ACC_GROUPS, u_bar.shape[0]) if native else u_bar.shape[0]
+        # α's and ρ's accumulators, and b's on the compiled path (the PyTorch path sums b's gradient from Ī)
+        accs = u_bar.new_zeros(3 if native else 2, rows, u_bar.shape[1]).unbind(0)
+        acc_alpha, acc_rho, acc_bias = accs[0], accs[1], accs[2] if native else None
         i_bar = _buffer(mem, *mem[1:].shape)
-        state = (u_bar, eta_bar, s_bar, acc_alpha, acc_rho, acc_bias, i_bar)
+        state = (u_bar, eta_bar, s_bar, acc_alpha, acc_rho, i_bar)
         outer = (g_spikes, g_membranes, g_traces)
-        if ctx.native is not None:
-            _ALIFSequence._backward_native(ctx.native, rec, k, inputs, mem, traces, spikes, alpha, rho, outer, state)
+        if acc_bias is not None:
+            _ALIFSequence._backward_native(ctx.native, rec, k, inputs, mem, traces, spikes, alpha, rho, outer, state,
+                                           acc_bias)  # fmt: skip
         else:
             _ALIFSequence._backward_torch(rec, k, inputs, mem, traces, spikes, alpha, rho, outer, state)
         g_alpha = acc_alpha.sum(0)
@@ -783,7 +795,7 @@ class _ALIFSequence(torch.autograd.Function):
         g_weight = rec.weight_grad(i_bar, spikes[:steps], ctx.count) if rec is not None else None
         g_bias = None
         if ctx.needs_input_grad[2]:
-            g_bias = acc_bias.sum(0) if ctx.native is not None else i_bar.sum((0, 1))
+            g_bias = acc_bias.sum(0) if acc_bias is not None else i_bar.sum((0, 1))
         return i_bar, g_weight, g_bias, g_alpha, g_rho, u_bar, s_bar, eta_bar, None, None
 
     @staticmethod
@@ -799,7 +811,7 @@ class _ALIFSequence(torch.autograd.Function):
         outer: tuple[Tensor | None, Tensor | None, Tensor | None],
         state: tuple[Tensor, ...],
     ) -> None:
-        u_bar, eta_bar, s_bar, acc_alpha, acc_rho, _, i_bar = state
+        u_bar, eta_bar, s_bar, acc_alpha, acc_rho, i_bar = state
         g_spikes, g_membranes, g_traces = outer
         steps, batch, n = spikes.shape[0] - 1, spikes.shape[1], spikes.shape[2]
         scale = (1.0 - alpha) * k.r_m
@@ -860,11 +872,12 @@ class _ALIFSequence(torch.autograd.Function):
         rho: Tensor,
         outer: tuple[Tensor | None, Tensor | None, Tensor | None],
         state: tuple[Tensor, ...],
+        acc_bias: Tensor,
     ) -> None:
         """The backward loop on the compiled step: the whole per-step update in one pass, the surrogate derivative
         included for the surrogates of :mod:`hrsnn.surrogates` (others are evaluated with PyTorch in blocks of steps
-        as on the PyTorch path), plus the product with a sparse W."""
-        u_bar, eta_bar, s_bar, acc_alpha, acc_rho, acc_bias, i_bar = state
+        as on the PyTorch path), plus the product with a sparse W; b's gradient accumulates in ``acc_bias``."""
+        u_bar, eta_bar, s_bar, acc_alpha, acc_rho, i_bar = state
         steps, batch, n = spikes.shape[0] - 1, spikes.shape[1], spikes.shape[2]
         scale = (1.0 - alpha) * k.r_m
         known = _native_surrogate(k.surrogate)
