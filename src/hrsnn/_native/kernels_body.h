@@ -426,12 +426,6 @@ int NAME(alif_backward_step)(int64_t batch, int64_t n, int adaptive, int surroga
     return 0;
 }
 
-/* acc[k] += v g[idx[k]] for k in [k0, k1) (restrict pointers: vectorised with gathers where the CPU has them). */
-static inline void NAME(gather_add)(int64_t k0, int64_t k1, REAL v, const REAL *restrict g,
-                                    const int32_t *restrict idx, REAL *restrict acc) {
-    for (int64_t k = k0; k < k1; k++) acc[k] += v * g[idx[k]];
-}
-
 /* The weight gradient on the synapses only, from the nonzero s[r, i] (rows r = (t, b) of the (R, N) arrays g and
    s): out[j, i] = sum_r g[r, j] s[r, i] for every synapse i -> j of the CSR of W^T, 0 elsewhere (out (N, N) is
    written whole). First the list of nonzeros of every row of s; then each thread sums, row after row, the entries
@@ -473,7 +467,7 @@ int NAME(csr_weight_grad)(int64_t rows, int64_t n, const REAL *g, const REAL *s,
             for (int64_t e = ev_ptr[r]; e < ev_ptr[r + 1]; e++) {
                 const int64_t i = ev_idx[e];
                 if (i < first || i >= last) continue;
-                NAME(gather_add)(ptr[i], ptr[i + 1], s_r[i], g_r, idx, acc);
+                GATHER_ADD(ptr[i], ptr[i + 1], s_r[i], g_r, idx, acc);
             }
         }
 #pragma omp barrier
