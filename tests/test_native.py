@@ -424,3 +424,95 @@ def test_two_threads_give_the_one_thread_results_bit_for_bit():
     assert results[0][0].sum() > 50
     for one, *others in zip(*results, strict=True):
         assert all(torch.equal(one, other) for other in others)
+
+
+def _sparse_run(args, mask, synapses, *, weight=None, hard=False):
+    """Spikes, membranes and every gradient of one sparse compiled ALIF (or hard-reset LIF) call."""
+    currents, w, alpha, rho, u0, s0, eta0 = args
+    w = w if weight is None else weight
+    if hard:
+        out = lif_hard_sequence_tm(currents, w, alpha, u0, s0, threshold=0.3, surrogate=MultiGaussian(), sparse=True,
+                                   events=True, mask=mask, synapses=synapses)  # fmt: skip
+        spikes, membranes, leaves = out[0], out[1], [currents, w, alpha, u0]
+    else:
+        out = alif_sequence_tm(currents, w, alpha, rho, u0, s0, eta0, b0=0.02, beta=1.8, surrogate=MultiGaussian(),
+                               sparse=True, events=True, mask=mask, synapses=synapses)  # fmt: skip
+        spikes, membranes, leaves = out[0], out[1], [currents, w, alpha, rho]
+    grads = torch.autograd.grad(spikes.sum() + (membranes * membranes).sum(), leaves)
+    return (spikes.detach(), membranes.detach(), *grads)
+
+
+def _assert_same(a, b):
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)
+
+
+@needs_native
+@pytest.mark.parametrize("hard", [False, True])
+def test_synapse_cache_keeps_the_structures_and_follows_w_and_the_mask(hard, monkeypatch):
+    """With a SynapseCache, a call with the pattern it holds sorts nothing (no csr_transpose, no csr_tile) and gives
+    the cache-less results bit for bit; a W changed in place, through .data or replaced is followed; a mask changed
+    in place (even through .data, unseen by its version counter), or a new mask, rebuilds the structures."""
+    calls = _Calls(monkeypatch)
+    args = _case(torch.float64, n=120, batch=33, steps=15, density=0.15, seed=11)
+    weight = args[1]
+    mask = weight.detach() != 0
+    cache = fused_module.SynapseCache()
+
+    def check(builds: bool, *, mask=mask, weight=None):
+        before = calls.names.count("csr_transpose"), calls.names.count("csr_tile")
+        got = _sparse_run(args, mask, cache, weight=weight, hard=hard)
+        after = calls.names.count("csr_transpose"), calls.names.count("csr_tile")
+        assert (after != before) == builds, (before, after)
+        _assert_same(got, _sparse_run(args, mask, None, weight=weight, hard=hard))
+        assert got[0].sum() > 30
+
+    check(builds=True)
+    check(builds=False)
+    with torch.no_grad():  # an optimiser step: W changes in place
+        weight.mul_(1.3)
+    check(builds=False)
+    weight.data[mask] *= 0.5  # no version bump: only values gathered at every call can see this
+    check(builds=False)
+    other = torch.randn(weight.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 0.4 * mask
+    check(builds=False, weight=other.requires_grad_())
+    mask.data[0, :60] = ~mask[0, :60]
+    check(builds=True)
+    check(builds=False)
+    new_mask = mask.clone()
+    new_mask[5] = False
+    check(builds=True, mask=new_mask)
+
+
+@needs_native
+def test_a_call_whose_mask_was_replaced_before_its_backward_builds_its_own(monkeypatch):
+    """Two forward passes on one cache with different masks, then the first one's backward: its gradients are the
+    cache-less ones (the cache's generation moved on, so it builds its own tiles)."""
+    args = _case(torch.float64, n=100, batch=20, steps=12, density=0.2, seed=5)
+    currents, weight, alpha, rho, u0, s0, eta0 = args
+    mask_a = weight.detach() != 0
+    mask_b = mask_a.clone()
+    mask_b[:, :30] = False
+    cache = fused_module.SynapseCache()
+
+    def forward(mask, synapses):
+        out = alif_sequence_tm(currents, weight, alpha, rho, u0, s0, eta0, b0=0.02, beta=1.8, surrogate=MultiGaussian(),
+                               sparse=True, events=True, mask=mask, synapses=synapses)  # fmt: skip
+        return out[0]
+
+    first = forward(mask_a, cache)
+    forward(mask_b, cache)
+    got = torch.autograd.grad(first.sum(), [weight, alpha])
+    expected = torch.autograd.grad(forward(mask_a, None).sum(), [weight, alpha])
+    _assert_same(got, expected)
+
+
+def test_copies_of_a_layer_start_with_an_empty_synapse_cache():
+    import copy
+    import pickle
+
+    cache = fused_module.SynapseCache()
+    cache.follow(torch.rand(8, 8) < 0.5)
+    assert cache.generation == 1 and cache.count() > 0
+    for twin in (copy.deepcopy(cache), pickle.loads(pickle.dumps(cache))):
+        assert twin.generation == 0 and twin._pattern is None

@@ -362,6 +362,90 @@ class _Tiles:
                 self.scratch_t.data_ptr(), self.scratch_acc.data_ptr())  # fmt: skip
 
 
+def _same_pattern(mask: Tensor, kept: Tensor) -> bool:
+    """Whether two bool masks are equal (compared eight bytes at a time where the size allows)."""
+    if mask.shape != kept.shape or mask.device != kept.device:
+        return False
+    a, b = mask.contiguous().reshape(-1).view(torch.uint8), kept.reshape(-1).view(torch.uint8)
+    if a.numel() % 8 == 0:
+        a, b = a.view(torch.int64), b.view(torch.int64)
+    return torch.equal(a, b)
+
+
+class SynapseCache:
+    """The compiled sparse kernels' structures for one layer's synapse pattern, kept across calls (pass one per layer
+    as ``synapses=`` to :func:`alif_sequence_tm` or :func:`lif_hard_sequence_tm`; used with a bool mask).
+
+    The structures (the CSR of Wᵀ, the synapses by target, the tiled CSR per tile size) depend on the mask alone.
+    They are kept while the mask holds the same pattern, checked against a private copy at every call (one pass
+    over its N² bytes, so a change is seen however it was made), and rebuilt when it changed. W's values are
+    gathered onto them at every call (one gather from W and a scatter per structure, instead of sorting the
+    pattern again); nothing of W is kept. A call's :class:`Recurrence` notes the cache's generation, so a call
+    whose mask was replaced before its backward builds its own structures. Copies and pickles are empty."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        self._pattern: Tensor | None = None  # private copy of the mask the structures belong to
+        self._nnz: int | None = None
+        self._csr: tuple[Tensor, ...] | None = None  # ptr, idx, row_ptr, cols, pos
+        self._flat: Tensor | None = None  # j N + i of each synapse i -> j, by target (row after row of W)
+        self._tiles: dict[int, tuple[Tensor, Tensor, Tensor]] = {}  # tile size -> tptr, tidx, tiled place by target
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.generation = 0
+        self._clear()
+
+    def follow(self, mask: Tensor) -> int:
+        """Keep the structures if ``mask`` holds the kept pattern, else drop them; the generation they belong to."""
+        if self._pattern is None or not _same_pattern(mask, self._pattern):
+            self._clear()
+            self._pattern = mask.clone()
+            self.generation += 1
+        return self.generation
+
+    def count(self) -> int:
+        """The number of synapses of the pattern."""
+        if self._nnz is None:
+            self._nnz = int(torch.count_nonzero(self._pattern))
+        return self._nnz
+
+    def csr(self, rec: Recurrence) -> tuple[Tensor, ...]:
+        """:attr:`Recurrence.native_csr` of ``rec``, W's values gathered onto the kept structures."""
+        if self._csr is None:
+            ptr, idx, val, row_ptr, cols, pos = rec.build_native_csr()
+            self._csr = (ptr, idx, row_ptr, cols, pos)
+            return ptr, idx, val, row_ptr, cols, pos
+        ptr, idx, row_ptr, cols, pos = self._csr
+        return ptr, idx, self._scatter(rec.weight, pos), row_ptr, cols, pos
+
+    def tiles(self, rec: Recurrence, size: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The tiled CSR (pointers, offsets, values) of ``rec`` for tiles of ``size`` targets."""
+        if size not in self._tiles:
+            tptr, tidx, tval, order = rec.build_native_tiles(size, keep_order=True)
+            pos = self._csr[4]  # type: ignore[index]  # built with rec's native_csr
+            place = torch.empty_like(pos)
+            place[order] = torch.arange(len(order))  # where the CSR's entry k sits in the tiled order
+            self._tiles[size] = (tptr, tidx, place[pos])
+            return tptr, tidx, tval
+        tptr, tidx, place = self._tiles[size]
+        return tptr, tidx, self._scatter(rec.weight, place)
+
+    def _scatter(self, weight: Tensor, place: Tensor) -> Tensor:
+        """W's values on the synapses, by target, written to ``place``."""
+        if self._flat is None:
+            row_ptr, cols = self._csr[2], self._csr[3]  # type: ignore[index]
+            n = weight.shape[0]
+            targets = torch.repeat_interleave(torch.arange(n), row_ptr.diff(), output_size=len(cols))
+            self._flat = targets * n + cols
+        return weight.new_empty(len(place)).index_copy_(0, place, weight.reshape(-1).take(self._flat))
+
+
 class Recurrence:
     r"""The recurrent product of one call: dense W or a sparse copy of it (pruned W), spike-driven where few fire.
 
@@ -397,18 +481,26 @@ class Recurrence:
     """
 
     def __init__(
-        self, weight: Tensor, sparse: bool | None, mask: Tensor | None = None, events: bool | None = None
+        self,
+        weight: Tensor,
+        sparse: bool | None,
+        mask: Tensor | None = None,
+        events: bool | None = None,
+        synapses: SynapseCache | None = None,
     ) -> None:
         n = weight.shape[0]
         self.native = _native_for(weight)
         self.pattern = weight != 0 if mask is None else mask.bool()
         self._mask_given = mask is not None
+        self._cache = synapses if mask is not None and mask.dtype == torch.bool else None
+        self._generation = self._cache.follow(mask) if self._cache is not None else 0  # type: ignore[arg-type]
         cpu = weight.device.type == "cpu"
         if sparse is None:
             min_size, density = (
                 (NATIVE_SPARSE_MIN_SIZE, NATIVE_SPARSE_DENSITY) if self.native else (SPARSE_MIN_SIZE, SPARSE_DENSITY)
             )
-            sparse = cpu and n >= min_size and int(torch.count_nonzero(self.pattern)) <= density * n * n
+            count = self._cache.count() if self._cache is not None else int(torch.count_nonzero(self.pattern))
+            sparse = cpu and n >= min_size and count <= density * n * n
         self.sparse = sparse
         native_sparse = sparse and self.native is not None
         event_min = NATIVE_EVENT_MIN_SIZE if self.native else SPARSE_MIN_SIZE
@@ -453,7 +545,18 @@ class Recurrence:
     @functools.cached_property
     def native_csr(self) -> tuple[Tensor, ...]:
         """The compiled kernels' CSR of Wᵀ: row pointers (N + 1, int64), targets (int32) and values W[j, i]; and the
-        synapses by target: row pointers, sources (int32) and each one's position in the CSR of Wᵀ (int64)."""
+        synapses by target: row pointers, sources (int32) and each one's position in the CSR of Wᵀ (int64). From
+        the layer's :class:`SynapseCache` when there is one."""
+        if self._cached():
+            return self._cache.csr(self)  # type: ignore[union-attr]
+        return self.build_native_csr()
+
+    def _cached(self) -> bool:
+        """Whether the layer's cache still holds this call's pattern."""
+        return self._cache is not None and self._cache.generation == self._generation
+
+    def build_native_csr(self) -> tuple[Tensor, ...]:
+        """:attr:`native_csr`, built (sorting the pattern)."""
         n = self.weight.shape[0]
         pattern = self.pattern.contiguous()
         nnz = int(torch.count_nonzero(pattern))
@@ -472,18 +575,30 @@ class Recurrence:
         samples per step (built once per batch size)."""
         if batch not in self._tiles:
             n = self.weight.shape[0]
-            ptr, idx, val = self.native_csr[:3]
             size = min(256, max(8, NATIVE_TILE_BYTES // (batch * self.weight.element_size())))
-            tiles = -(-n // size)
-            tptr = torch.empty(tiles * n + 1, dtype=torch.int64)
-            tidx, tval = torch.empty_like(idx, dtype=torch.uint8), torch.empty_like(val)
-            self._native("csr_tile")(
-                n, size, ptr.data_ptr(), idx.data_ptr(), val.data_ptr(), tptr.data_ptr(), tidx.data_ptr(),
-                tval.data_ptr(),
-            )  # fmt: skip
+            if self._cached():
+                tptr, tidx, tval = self._cache.tiles(self, size)  # type: ignore[union-attr]
+            else:
+                tptr, tidx, tval, _ = self.build_native_tiles(size)
             scratch = self.weight.new_empty(2, batch * n)
-            self._tiles[batch] = _Tiles(tiles, size, tptr, tidx, tval, scratch[0], scratch[1])
+            self._tiles[batch] = _Tiles(-(-n // size), size, tptr, tidx, tval, scratch[0], scratch[1])
         return self._tiles[batch]
+
+    def build_native_tiles(
+        self, size: int, *, keep_order: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """The CSR of Wᵀ in tiles of ``size`` targets, built: pointers, offsets, values and, with ``keep_order``,
+        each tiled entry's position in :attr:`native_csr` (else None)."""
+        n = self.weight.shape[0]
+        ptr, idx, val = self.native_csr[:3]
+        tptr = torch.empty(-(-n // size) * n + 1, dtype=torch.int64)
+        tidx, tval = torch.empty_like(idx, dtype=torch.uint8), torch.empty_like(val)
+        order = torch.empty_like(idx, dtype=torch.int64) if keep_order else None
+        self._native("csr_tile")(
+            n, size, ptr.data_ptr(), idx.data_ptr(), val.data_ptr(), tptr.data_ptr(), tidx.data_ptr(),
+            tval.data_ptr(), order.data_ptr() if order is not None else None,
+        )  # fmt: skip
+        return tptr, tidx, tval, order
 
     def _masked(self, grad: Tensor) -> Tensor:
         """A dense weight gradient, zeroed outside the mask when one was given."""
@@ -603,6 +718,7 @@ class _ALIFConsts:
     events: bool | None
     mask: Tensor | None
     grad: bool
+    synapses: SynapseCache | None
 
 
 class _ALIFSequence(torch.autograd.Function):
@@ -627,7 +743,7 @@ class _ALIFSequence(torch.autograd.Function):
         steps, batch, n = currents.shape
         grad = k.grad
         full = grad or keep_membranes
-        rec = Recurrence(weight, k.sparse, k.mask, k.events) if weight is not None else None
+        rec = Recurrence(weight, k.sparse, k.mask, k.events, k.synapses) if weight is not None else None
         operands = [t for t in (currents, alpha, rho, weight, bias) if t is not None]
         native = _native_for(*operands) if rec is None or rec.native is not None else None
         if native is not None:
@@ -924,6 +1040,7 @@ def alif_sequence_tm(
     mask: Tensor | None = None,
     events: bool | None = None,
     bias: Tensor | None = None,
+    synapses: SynapseCache | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor, Tensor]:
     """Run the ALIF map (β = 0 and ρ = 1: LIF) over a time-major sequence in one autograd node.
 
@@ -940,6 +1057,8 @@ def alif_sequence_tm(
         bias: a current (N,) added at every step, c_t + b (the recurrent bias), or None. Passing it here rather
             than in ``currents`` gives the same values and saves a pass over the (T, B, N) currents forward and one
             backward (its gradient is summed while the adjoints are computed).
+        synapses: the layer's :class:`SynapseCache` (used with a bool ``mask``): the compiled sparse kernels keep
+            the pattern's structures there between calls.
 
     Returns:
         spikes (T, B, N); membranes (T, B, N) and the adaptation traces η (T, B, N), each None when not kept
@@ -950,7 +1069,7 @@ def alif_sequence_tm(
         currents, bias = currents + bias, None
     adaptive = beta != 0.0 or not bool((rho == 1.0).all())
     grad = _needs_grad(currents, weight, bias, alpha, rho, u0, s0, eta0)
-    consts = _ALIFConsts(b0, beta, r_m, dt, surrogate, adaptive, sparse, events, mask, grad)
+    consts = _ALIFConsts(b0, beta, r_m, dt, surrogate, adaptive, sparse, events, mask, grad, synapses)
     return _ALIFSequence.apply(
         currents, weight, bias, alpha.expand(n), rho.expand(n), u0, s0, eta0, consts, keep_membranes
     )
@@ -1013,10 +1132,11 @@ class _LIFHardSequence(torch.autograd.Function):
         sparse: bool | None,
         mask: Tensor | None,
         events: bool | None,
+        synapses: SynapseCache | None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         ctx.set_materialize_grads(False)
         steps, batch, n = currents.shape
-        rec = Recurrence(weight, sparse, mask, events) if weight is not None else None
+        rec = Recurrence(weight, sparse, mask, events, synapses) if weight is not None else None
         spikes = _buffer(currents, steps + 1, batch, n)
         spikes[0] = s0
         mem = _buffer(currents, steps + 1, batch, n)
@@ -1072,7 +1192,7 @@ class _LIFHardSequence(torch.autograd.Function):
                     rec.add_transposed_(s_bar, vb)
                 torch.mul(vb, alpha, out=u_bar)
         g_weight = rec.weight_grad(v_bar, spikes[:steps]) if rec is not None else None
-        return v_bar, g_weight, acc.sum(0), u_bar, s_bar, None, None, None, None, None
+        return v_bar, g_weight, acc.sum(0), u_bar, s_bar, None, None, None, None, None, None
 
 
 def lif_hard_sequence_tm(
@@ -1087,6 +1207,7 @@ def lif_hard_sequence_tm(
     sparse: bool | None = None,
     mask: Tensor | None = None,
     events: bool | None = None,
+    synapses: SynapseCache | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run the hard-reset LIF over a time-major sequence (module docstring) in one autograd node.
 
@@ -1094,14 +1215,14 @@ def lif_hard_sequence_tm(
         currents: external currents including every bias, (T, B, N).
         weight: recurrent weight (N, N) or None (entries outside ``mask`` ignored); alpha: decays (N,); u0, s0:
             initial state (B, N).
-        sparse, mask, events: as in :func:`alif_sequence_tm`.
+        sparse, mask, events, synapses: as in :func:`alif_sequence_tm`.
 
     Returns:
         spikes (T, B, N), membranes after the reset (T, B, N) and the final membrane (B, N).
     """
     n = currents.shape[-1]
     return _LIFHardSequence.apply(
-        currents, weight, alpha.expand(n), u0, s0, threshold, surrogate, sparse, mask, events
+        currents, weight, alpha.expand(n), u0, s0, threshold, surrogate, sparse, mask, events, synapses
     )
 
 

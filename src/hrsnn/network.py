@@ -27,7 +27,13 @@ from hrsnn.config import from_dict, to_dict
 from hrsnn.connectivity import ConnectivitySpec, synapse_count
 from hrsnn.errors import ConfigError
 from hrsnn.events import EventLinear
-from hrsnn.fused import alif_sequence_tm, alif_thresholds, integrator_sequence_tm, lif_hard_sequence_tm
+from hrsnn.fused import (
+    SynapseCache,
+    alif_sequence_tm,
+    alif_thresholds,
+    integrator_sequence_tm,
+    lif_hard_sequence_tm,
+)
 from hrsnn.io import load_tensors, read_model_config, save_tensors
 from hrsnn.neurons import ALIFState, TimeConstants, alif_step, lif_hard_reset_step, make_parametrization
 from hrsnn.surrogates import Surrogate, make_surrogate
@@ -220,6 +226,7 @@ class SpikingLayer(nn.Module):
             self.register_buffer("mask", mask.bool())
             self.weight_rec = nn.Parameter(weight.float())
             self.bias_rec = nn.Parameter(torch.zeros(n)) if config.bias else None
+        self.synapses = SynapseCache()  # the compiled sparse kernels' structures for the mask, kept between calls
 
     @property
     def size(self) -> int:
@@ -262,7 +269,7 @@ class SpikingLayer(nn.Module):
                 currents = currents + self.bias_rec
             spikes, membranes, u = lif_hard_sequence_tm(
                 currents, w_rec, alpha, state.u, state.s, threshold=neuron.hard_threshold, surrogate=self.surrogate,
-                mask=self._mask(),
+                mask=self._mask(), synapses=self.synapses,
             )
             final = ALIFState(u, spikes[-1], state.eta)
             thresholds = torch.full_like(membranes, neuron.hard_threshold) if record else None
@@ -271,6 +278,7 @@ class SpikingLayer(nn.Module):
         spikes, membranes, traces, u, eta = alif_sequence_tm(
             currents, w_rec, alpha, rho, *state, b0=neuron.b0, beta=beta, surrogate=self.surrogate,
             r_m=neuron.r_m, dt=neuron.dt, keep_membranes=record, mask=self._mask(), bias=self.bias_rec,
+            synapses=self.synapses,
         )  # fmt: skip
         final = ALIFState(u, spikes[-1], eta)
         thresholds = alif_thresholds(traces, membranes, neuron.b0, beta) if record and membranes is not None else None

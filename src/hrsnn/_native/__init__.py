@@ -62,7 +62,7 @@ _SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
         [_I64, _I64, _INT, _INT, *[_PTR] * 21, *[_DBL] * 4, _I64, _I64, *[_PTR] * 5, _I64, _INT],
     ),
     "csr_weight_grad": (_INT, [_I64, _I64, *[_PTR] * 8, _INT]),
-    "csr_tile": (None, [_I64, _I64, *[_PTR] * 6]),
+    "csr_tile": (None, [_I64, _I64, *[_PTR] * 7]),
     "csr_transpose": (None, [_I64, *[_PTR] * 8, _INT]),
     "event_linear": (None, [_I64, _I64, _I64, *[_PTR] * 4, _INT]),
     "event_linear_grad": (_INT, [_I64, _I64, _I64, *[_PTR] * 3, _INT]),

@@ -261,9 +261,10 @@ void NAME(csr_matmul_t)(int64_t batch, int64_t n, const REAL *g, int64_t tiles, 
 
 /* The CSR (ptr, idx, val) reordered by tiles of `tile` <= 256 consecutive column indices: tptr (tiles * N + 1)
    delimits, for tile t and row i, the entries tptr[t N + i] .. tptr[t N + i + 1] of tidx (column offsets in the
-   tile, one byte each) and tval (column order kept). */
+   tile, one byte each) and tval (column order kept); order, unless NULL, gets the CSR position of each tiled entry
+   (tval[a] = val[order[a]]). */
 void NAME(csr_tile)(int64_t n, int64_t tile, const int64_t *ptr, const int32_t *idx, const REAL *val,
-                    int64_t *tptr, uint8_t *tidx, REAL *tval) {
+                    int64_t *tptr, uint8_t *tidx, REAL *tval, int64_t *order) {
     const int64_t tiles = (n + tile - 1) / tile;
     memset(tptr, 0, (size_t)(tiles * n + 1) * sizeof(int64_t));
     for (int64_t i = 0; i < n; i++)
@@ -275,6 +276,7 @@ void NAME(csr_tile)(int64_t n, int64_t tile, const int64_t *ptr, const int32_t *
             const int64_t at = tptr[slot]++;
             tidx[at] = (uint8_t)(idx[k] % tile);
             tval[at] = val[k];
+            if (order) order[at] = k;
         }
     for (int64_t q = tiles * n; q > 0; q--) tptr[q] = tptr[q - 1];
     tptr[0] = 0;
