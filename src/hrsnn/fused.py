@@ -492,7 +492,8 @@ class Recurrence:
         self.native = _native_for(weight)
         self.pattern = weight != 0 if mask is None else mask.bool()
         self._mask_given = mask is not None
-        self._cache = synapses if mask is not None and mask.dtype == torch.bool else None
+        keep = mask is not None and mask.dtype == torch.bool and self.native is not None  # compiled structures only
+        self._cache = synapses if keep else None
         self._generation = self._cache.follow(mask) if self._cache is not None else 0  # type: ignore[arg-type]
         cpu = weight.device.type == "cpu"
         if sparse is None:
