@@ -286,9 +286,11 @@ void NAME(csr_tile)(int64_t n, int64_t tile, const int64_t *ptr, const int32_t *
    from the constants c of hrsnn/fused.py (_native_surrogate): kind 1, multi-Gaussian
    c0 e^{c1 v^2} - c2 (e^{c3 v^2 + c4 v} + e^{c3 v^2 - c4 v}) (its side lobes 2 c2 e^{c3 v^2} cosh(c4 v));
    2, Gaussian c0 e^{c1 v^2}; 3, triangle c0 max(0, 1 - |v| / c1); 4, SLAYER exponential c0 e^{-c1 |v|};
-   5, fast sigmoid c0 / (1 + c1 |v|)^2; 6, arctan c0 / (1 + (c1 v)^2). */
-static void NAME(surrogate_row)(int kind, const double *c, int64_t n, const REAL *restrict u, const REAL *restrict eta,
-                                REAL b0, REAL beta, int adaptive, REAL *restrict psi) {
+   5, fast sigmoid c0 / (1 + c1 |v|)^2; 6, arctan c0 / (1 + (c1 v)^2). Fused multiply-adds allowed (CONTRACT):
+   1.2x on the backward step's element-wise pass (N = 4096, B = 64), values within rounding of the separate ones. */
+static CONTRACT void NAME(surrogate_row)(int kind, const double *c, int64_t n, const REAL *restrict u,
+                                         const REAL *restrict eta, REAL b0, REAL beta, int adaptive,
+                                         REAL *restrict psi) {
     const REAL c0 = (REAL)c[0], c1 = (REAL)c[1], c2 = (REAL)c[2], c3 = (REAL)c[3], c4 = (REAL)c[4];
     if (adaptive)
         for (int64_t j = 0; j < n; j++) psi[j] = u[j] - (b0 + beta * eta[j]);
