@@ -432,11 +432,11 @@ def _sparse_run(args, mask, synapses, *, weight=None, hard=False):
     w = w if weight is None else weight
     if hard:
         out = lif_hard_sequence_tm(currents, w, alpha, u0, s0, threshold=0.3, surrogate=MultiGaussian(), sparse=True,
-                                   events=True, mask=mask, synapses=synapses)  # fmt: skip
+                                   events=True, mask=mask, synapse_cache=synapses)  # fmt: skip
         spikes, membranes, leaves = out[0], out[1], [currents, w, alpha, u0]
     else:
         out = alif_sequence_tm(currents, w, alpha, rho, u0, s0, eta0, b0=0.02, beta=1.8, surrogate=MultiGaussian(),
-                               sparse=True, events=True, mask=mask, synapses=synapses)  # fmt: skip
+                               sparse=True, events=True, mask=mask, synapse_cache=synapses)  # fmt: skip
         spikes, membranes, leaves = out[0], out[1], [currents, w, alpha, rho]
     grads = torch.autograd.grad(spikes.sum() + (membranes * membranes).sum(), leaves)
     return (spikes.detach(), membranes.detach(), *grads)
@@ -497,7 +497,7 @@ def test_a_call_whose_mask_was_replaced_before_its_backward_builds_its_own(monke
 
     def forward(mask, synapses):
         out = alif_sequence_tm(currents, weight, alpha, rho, u0, s0, eta0, b0=0.02, beta=1.8, surrogate=MultiGaussian(),
-                               sparse=True, events=True, mask=mask, synapses=synapses)  # fmt: skip
+                               sparse=True, events=True, mask=mask, synapse_cache=synapses)  # fmt: skip
         return out[0]
 
     first = forward(mask_a, cache)
@@ -516,3 +516,35 @@ def test_copies_of_a_layer_start_with_an_empty_synapse_cache():
     assert cache.generation == 1 and cache.count() > 0
     for twin in (copy.deepcopy(cache), pickle.loads(pickle.dumps(cache))):
         assert twin.generation == 0 and twin._pattern is None
+
+
+@needs_native
+def test_a_pruned_layer_sorts_its_pattern_once_across_training_steps(monkeypatch):
+    """A pruned layer (CSR path) passes its SynapseCache: over three training steps with an optimiser changing W,
+    the pattern is sorted once, and the next step's gradient equals the same layer's without a cache."""
+    from hrsnn.connectivity import ConnectivitySpec
+    from hrsnn.network import RSNN, LayerConfig, NeuronConfig, RSNNConfig
+
+    monkeypatch.setattr(fused_module, "NATIVE_SPARSE_MIN_SIZE", 64)
+    conn = ConnectivitySpec(kind="erdos_renyi", p=0.1)
+    cfg = RSNNConfig(n_inputs=20, n_outputs=3, layers=(LayerConfig(size=96, neuron=NeuronConfig(kind="alif"),
+                                                                   connectivity=conn),))  # fmt: skip
+    layer = RSNN(cfg, seed=3).layers[0].double()
+    x = (torch.rand(6, 30, 20, generator=torch.Generator().manual_seed(1)) < 0.3).double() * 4
+    optimiser = torch.optim.SGD(layer.parameters(), lr=0.05)
+    calls = _Calls(monkeypatch)
+
+    def step():
+        optimiser.zero_grad()
+        out = layer(x, layer.initial_state(6, "zeros", None, None))
+        (out.spikes.sum() + out.state.u.square().sum()).backward()
+        return layer.weight_rec.grad.clone()
+
+    for _ in range(3):
+        step()
+        optimiser.step()
+    assert calls.names.count("csr_transpose") == 1 and calls.names.count("alif_backward_step") > 0
+    cached = step()
+    layer.synapse_cache = None
+    assert torch.equal(step(), cached) and float(cached.abs().max()) > 0
+    assert calls.names.count("csr_transpose") == 2

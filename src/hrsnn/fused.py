@@ -374,7 +374,7 @@ def _same_pattern(mask: Tensor, kept: Tensor) -> bool:
 
 class SynapseCache:
     """The compiled sparse kernels' structures for one layer's synapse pattern, kept across calls (pass one per layer
-    as ``synapses=`` to :func:`alif_sequence_tm` or :func:`lif_hard_sequence_tm`; used with a bool mask).
+    as ``synapse_cache=`` to :func:`alif_sequence_tm` or :func:`lif_hard_sequence_tm`; used with a bool mask).
 
     The structures (the CSR of Wᵀ, the synapses by target, the tiled CSR per tile size) depend on the mask alone.
     They are kept while the mask holds the same pattern, checked against a private copy at every call (one pass
@@ -486,14 +486,14 @@ class Recurrence:
         sparse: bool | None,
         mask: Tensor | None = None,
         events: bool | None = None,
-        synapses: SynapseCache | None = None,
+        synapse_cache: SynapseCache | None = None,
     ) -> None:
         n = weight.shape[0]
         self.native = _native_for(weight)
         self.pattern = weight != 0 if mask is None else mask.bool()
         self._mask_given = mask is not None
         keep = mask is not None and mask.dtype == torch.bool and self.native is not None  # compiled structures only
-        self._cache = synapses if keep else None
+        self._cache = synapse_cache if keep else None
         self._generation = self._cache.follow(mask) if self._cache is not None else 0  # type: ignore[arg-type]
         cpu = weight.device.type == "cpu"
         if sparse is None:
@@ -719,7 +719,7 @@ class _ALIFConsts:
     events: bool | None
     mask: Tensor | None
     grad: bool
-    synapses: SynapseCache | None
+    synapse_cache: SynapseCache | None
 
 
 class _ALIFSequence(torch.autograd.Function):
@@ -744,7 +744,7 @@ class _ALIFSequence(torch.autograd.Function):
         steps, batch, n = currents.shape
         grad = k.grad
         full = grad or keep_membranes
-        rec = Recurrence(weight, k.sparse, k.mask, k.events, k.synapses) if weight is not None else None
+        rec = Recurrence(weight, k.sparse, k.mask, k.events, k.synapse_cache) if weight is not None else None
         operands = [t for t in (currents, alpha, rho, weight, bias) if t is not None]
         native = _native_for(*operands) if rec is None or rec.native is not None else None
         if native is not None:
@@ -1041,7 +1041,7 @@ def alif_sequence_tm(
     mask: Tensor | None = None,
     events: bool | None = None,
     bias: Tensor | None = None,
-    synapses: SynapseCache | None = None,
+    synapse_cache: SynapseCache | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor, Tensor]:
     """Run the ALIF map (β = 0 and ρ = 1: LIF) over a time-major sequence in one autograd node.
 
@@ -1058,7 +1058,7 @@ def alif_sequence_tm(
         bias: a current (N,) added at every step, c_t + b (the recurrent bias), or None. Passing it here rather
             than in ``currents`` gives the same values and saves a pass over the (T, B, N) currents forward and one
             backward (its gradient is summed while the adjoints are computed).
-        synapses: the layer's :class:`SynapseCache` (used with a bool ``mask``): the compiled sparse kernels keep
+        synapse_cache: the layer's :class:`SynapseCache` (used with a bool ``mask``): the compiled sparse kernels keep
             the pattern's structures there between calls.
 
     Returns:
@@ -1070,7 +1070,7 @@ def alif_sequence_tm(
         currents, bias = currents + bias, None
     adaptive = beta != 0.0 or not bool((rho == 1.0).all())
     grad = _needs_grad(currents, weight, bias, alpha, rho, u0, s0, eta0)
-    consts = _ALIFConsts(b0, beta, r_m, dt, surrogate, adaptive, sparse, events, mask, grad, synapses)
+    consts = _ALIFConsts(b0, beta, r_m, dt, surrogate, adaptive, sparse, events, mask, grad, synapse_cache)
     return _ALIFSequence.apply(
         currents, weight, bias, alpha.expand(n), rho.expand(n), u0, s0, eta0, consts, keep_membranes
     )
@@ -1133,11 +1133,11 @@ class _LIFHardSequence(torch.autograd.Function):
         sparse: bool | None,
         mask: Tensor | None,
         events: bool | None,
-        synapses: SynapseCache | None,
+        synapse_cache: SynapseCache | None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         ctx.set_materialize_grads(False)
         steps, batch, n = currents.shape
-        rec = Recurrence(weight, sparse, mask, events, synapses) if weight is not None else None
+        rec = Recurrence(weight, sparse, mask, events, synapse_cache) if weight is not None else None
         spikes = _buffer(currents, steps + 1, batch, n)
         spikes[0] = s0
         mem = _buffer(currents, steps + 1, batch, n)
@@ -1208,7 +1208,7 @@ def lif_hard_sequence_tm(
     sparse: bool | None = None,
     mask: Tensor | None = None,
     events: bool | None = None,
-    synapses: SynapseCache | None = None,
+    synapse_cache: SynapseCache | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run the hard-reset LIF over a time-major sequence (module docstring) in one autograd node.
 
@@ -1216,14 +1216,14 @@ def lif_hard_sequence_tm(
         currents: external currents including every bias, (T, B, N).
         weight: recurrent weight (N, N) or None (entries outside ``mask`` ignored); alpha: decays (N,); u0, s0:
             initial state (B, N).
-        sparse, mask, events, synapses: as in :func:`alif_sequence_tm`.
+        sparse, mask, events, synapse_cache: as in :func:`alif_sequence_tm`.
 
     Returns:
         spikes (T, B, N), membranes after the reset (T, B, N) and the final membrane (B, N).
     """
     n = currents.shape[-1]
     return _LIFHardSequence.apply(
-        currents, weight, alpha.expand(n), u0, s0, threshold, surrogate, sparse, mask, events, synapses
+        currents, weight, alpha.expand(n), u0, s0, threshold, surrogate, sparse, mask, events, synapse_cache
     )
 
 

@@ -226,7 +226,7 @@ class SpikingLayer(nn.Module):
             self.register_buffer("mask", mask.bool())
             self.weight_rec = nn.Parameter(weight.float())
             self.bias_rec = nn.Parameter(torch.zeros(n)) if config.bias else None
-        self.synapses = SynapseCache()  # the compiled sparse kernels' structures for the mask, kept between calls
+        self.synapse_cache = SynapseCache()  # the compiled sparse kernels' structures for the mask, kept between calls
 
     @property
     def size(self) -> int:
@@ -269,7 +269,7 @@ class SpikingLayer(nn.Module):
                 currents = currents + self.bias_rec
             spikes, membranes, u = lif_hard_sequence_tm(
                 currents, w_rec, alpha, state.u, state.s, threshold=neuron.hard_threshold, surrogate=self.surrogate,
-                mask=self._mask(), synapses=self.synapses,
+                mask=self._mask(), synapse_cache=self.synapse_cache,
             )
             final = ALIFState(u, spikes[-1], state.eta)
             thresholds = torch.full_like(membranes, neuron.hard_threshold) if record else None
@@ -278,7 +278,7 @@ class SpikingLayer(nn.Module):
         spikes, membranes, traces, u, eta = alif_sequence_tm(
             currents, w_rec, alpha, rho, *state, b0=neuron.b0, beta=beta, surrogate=self.surrogate,
             r_m=neuron.r_m, dt=neuron.dt, keep_membranes=record, mask=self._mask(), bias=self.bias_rec,
-            synapses=self.synapses,
+            synapse_cache=self.synapse_cache,
         )  # fmt: skip
         final = ALIFState(u, spikes[-1], eta)
         thresholds = alif_thresholds(traces, membranes, neuron.b0, beta) if record and membranes is not None else None
