@@ -492,17 +492,19 @@ class Recurrence:
         self.native = _native_for(weight)
         self.pattern = weight != 0 if mask is None else mask.bool()
         self._mask_given = mask is not None
-        keep = mask is not None and mask.dtype == torch.bool and self.native is not None  # compiled structures only
-        self._cache = synapse_cache if keep else None
-        self._generation = self._cache.follow(mask) if self._cache is not None else 0  # type: ignore[arg-type]
+        # the cache serves the compiled sparse path (and counts the synapses for the choice of path)
+        keep = mask is not None and mask.dtype == torch.bool and self.native is not None and sparse is not False
+        cache = synapse_cache if keep else None
+        self._generation = cache.follow(mask) if cache is not None else 0  # type: ignore[arg-type]
         cpu = weight.device.type == "cpu"
         if sparse is None:
             min_size, density = (
                 (NATIVE_SPARSE_MIN_SIZE, NATIVE_SPARSE_DENSITY) if self.native else (SPARSE_MIN_SIZE, SPARSE_DENSITY)
             )
-            count = self._cache.count() if self._cache is not None else int(torch.count_nonzero(self.pattern))
+            count = cache.count() if cache is not None else int(torch.count_nonzero(self.pattern))
             sparse = cpu and n >= min_size and count <= density * n * n
         self.sparse = sparse
+        self._cache = cache if sparse else None
         native_sparse = sparse and self.native is not None
         event_min = NATIVE_EVENT_MIN_SIZE if self.native else SPARSE_MIN_SIZE
         self.events = events if events is not None or (cpu and n >= event_min) else False  # None: by spike count
