@@ -432,24 +432,29 @@ int NAME(alif_backward_step)(int64_t batch, int64_t n, int adaptive, int surroga
 
 /* The weight gradient on the synapses only, from the nonzero s[r, i] (rows r = (t, b) of the (R, N) arrays g and
    s): out[j, i] = sum_r g[r, j] s[r, i] for every synapse i -> j of the CSR of W^T, 0 elsewhere (out (N, N) is
-   written whole). First the list of nonzeros of every row of s; then each thread sums, row after row, the entries
-   of its range of sources (one copy of the nnz values, no races, the same order whatever the thread count);
-   finally out is written row by row from the synapse list by target (row_ptr, cols, pos of csr_transpose).
+   written whole). First the list of nonzeros of every row of s (one pass over s, keeping each row's bits); then
+   each thread sums, row after row, the entries of its range of sources (one copy of the nnz values, no races, the
+   same order whatever the thread count); finally out is written row by row from the synapse list by target (row_ptr, cols, pos of csr_transpose).
    Returns 0, or -1 when out of memory. */
 int NAME(csr_weight_grad)(int64_t rows, int64_t n, const REAL *g, const REAL *s, const int64_t *ptr,
                           const int32_t *idx, const int64_t *row_ptr, const int32_t *cols, const int64_t *pos,
                           REAL *out, int threads) {
+    const int64_t words = (n + 63) / 64; /* the nonzero bits of each row of s, read once: 1/32 of s (float) */
     int64_t *ev_ptr = malloc((size_t)(rows + 1) * sizeof(int64_t));
+    uint64_t *masks = malloc((size_t)(rows * words > 0 ? rows * words : 1) * sizeof(uint64_t));
     REAL *acc = calloc((size_t)(ptr[n] > 0 ? ptr[n] : 1), sizeof(REAL));
     int32_t *ev_idx = NULL;
     int status = -1;
-    if (!ev_ptr || !acc) goto done;
+    if (!ev_ptr || !masks || !acc) goto done;
     ev_ptr[0] = 0;
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int64_t r = 0; r < rows; r++) {
         int64_t count = 0;
-        for (int64_t i0 = 0; i0 < n; i0 += 64)
-            count += __builtin_popcountll(NONZERO_BITS(s + r * n + i0, n - i0 < 64 ? n - i0 : 64));
+        for (int64_t w = 0; w < words; w++) {
+            const uint64_t bits = NONZERO_BITS(s + r * n + 64 * w, n - 64 * w < 64 ? n - 64 * w : 64);
+            masks[r * words + w] = bits;
+            count += __builtin_popcountll(bits);
+        }
         ev_ptr[r + 1] = count;
     }
     for (int64_t r = 0; r < rows; r++) ev_ptr[r + 1] += ev_ptr[r];
@@ -460,9 +465,9 @@ int NAME(csr_weight_grad)(int64_t rows, int64_t n, const REAL *g, const REAL *s,
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             int64_t e = ev_ptr[r];
-            for (int64_t i0 = 0; i0 < n; i0 += 64)
-                for (uint64_t bits = NONZERO_BITS(s + r * n + i0, n - i0 < 64 ? n - i0 : 64); bits; bits &= bits - 1)
-                    ev_idx[e++] = (int32_t)(i0 + __builtin_ctzll(bits));
+            for (int64_t w = 0; w < words; w++)
+                for (uint64_t bits = masks[r * words + w]; bits; bits &= bits - 1)
+                    ev_idx[e++] = (int32_t)(64 * w + __builtin_ctzll(bits));
         }
         const int parts = omp_get_num_threads(), part = omp_get_thread_num();
         const int64_t first = n * part / parts, last = n * (part + 1) / parts;
@@ -485,6 +490,7 @@ int NAME(csr_weight_grad)(int64_t rows, int64_t n, const REAL *g, const REAL *s,
     status = 0;
 done:
     free(ev_ptr);
+    free(masks);
     free(ev_idx);
     free(acc);
     return status;
