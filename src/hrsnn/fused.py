@@ -66,11 +66,13 @@ spike-driven product, then the neuron update; the step's spike count comes back 
 step's product) and each backward step as one pass (the surrogate derivative of :mod:`hrsnn.surrogates` evaluated
 in place, the adjoint update, and for a sparse W the product Ī W); a dense W's backward product stays PyTorch's
 matrix product. The sparse W is kept in CSR by source neuron (the targets of each neuron, for the spike-driven
-forward product and the weight gradient) and, for the backward product, in tiles of targets whose gradient rows stay
-in cache while every output row takes its entries from them, so that no transposed copies are made. The
-weight gradient of a sparse W gathers, per spike, the gradients of the neuron's targets, and is written only on the
-synapses. The hard-reset LIF
-uses the compiled products through :class:`Recurrence`.
+forward product and the weight gradient) and, for the backward product, in tiles of targets: each step's Ī is
+transposed into one row of B values per neuron (16 × 16 register blocks where the CPU has AVX-512), a tile's rows
+stay in cache while every output row takes its entries from them, and the result is transposed back into s̄. A
+layer keeps these structures between calls in its :class:`SynapseCache` while its mask holds the same pattern (each
+call gathers W's values onto them). The weight gradient of a sparse W gathers, per spike, the gradients of the
+neuron's targets, and is written only on the synapses. The hard-reset LIF uses the compiled products through
+:class:`Recurrence`.
 
 Exactness. The kernels evaluate the reference formulas with different roundings (fused ``addcmul``/``lerp``/
 ``addmm``, the bias folded into the current, the multi-Gaussian's side lobes summed in closed form; in the compiled
