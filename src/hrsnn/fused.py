@@ -381,9 +381,10 @@ class SynapseCache:
     The structures (the CSR of Wᵀ, the synapses by target, the tiled CSR per tile size) depend on the mask alone.
     They are kept while the mask holds the same pattern, checked against a private copy at every call (one pass
     over its N² bytes, so a change is seen however it was made), and rebuilt when it changed. W's values are
-    gathered onto them at every call (one gather from W and a scatter per structure, instead of sorting the
-    pattern again); nothing of W is kept. A call's :class:`Recurrence` notes the cache's generation, so a call
-    whose mask was replaced before its backward builds its own structures. Copies and pickles are empty."""
+    gathered onto them at every call (a gather from W and a scatter into the CSR, then a gather from the CSR for
+    each tile size, instead of sorting the pattern again); nothing of W is kept. A call's :class:`Recurrence` notes
+    the cache's generation, so a call whose mask was replaced before its backward builds its own structures. Copies
+    and pickles are empty."""
 
     def __init__(self) -> None:
         self.generation = 0
@@ -394,7 +395,7 @@ class SynapseCache:
         self._nnz: int | None = None
         self._csr: tuple[Tensor, ...] | None = None  # ptr, idx, row_ptr, cols, pos
         self._flat: Tensor | None = None  # j N + i of each synapse i -> j, by target (row after row of W)
-        self._tiles: dict[int, tuple[Tensor, Tensor, Tensor]] = {}  # tile size -> tptr, tidx, tiled place by target
+        self._tiles: dict[int, tuple[Tensor, Tensor, Tensor]] = {}  # tile size -> tptr, tidx, CSR entry of each
 
     def __getstate__(self) -> dict[str, Any]:
         return {}
@@ -427,25 +428,23 @@ class SynapseCache:
         return ptr, idx, self._scatter(rec.weight, pos), row_ptr, cols, pos
 
     def tiles(self, rec: Recurrence, size: int) -> tuple[Tensor, Tensor, Tensor]:
-        """The tiled CSR (pointers, offsets, values) of ``rec`` for tiles of ``size`` targets."""
+        """The tiled CSR (pointers, offsets, values) of ``rec`` for tiles of ``size`` targets; the values are taken
+        from ``rec``'s CSR values in the kept tiled order."""
         if size not in self._tiles:
             tptr, tidx, tval, order = rec.build_native_tiles(size, keep_order=True)
-            pos = self._csr[4]  # type: ignore[index]  # built with rec's native_csr
-            place = torch.empty_like(pos)
-            place[order] = torch.arange(len(order))  # where the CSR's entry k sits in the tiled order
-            self._tiles[size] = (tptr, tidx, place[pos])
+            self._tiles[size] = (tptr, tidx, order)  # type: ignore[assignment]
             return tptr, tidx, tval
-        tptr, tidx, place = self._tiles[size]
-        return tptr, tidx, self._scatter(rec.weight, place)
+        tptr, tidx, order = self._tiles[size]
+        return tptr, tidx, rec.native_csr[2].take(order)
 
-    def _scatter(self, weight: Tensor, place: Tensor) -> Tensor:
-        """W's values on the synapses, by target, written to ``place``."""
+    def _scatter(self, weight: Tensor, pos: Tensor) -> Tensor:
+        """W's values on the synapses in CSR order: read row after row of W (by target), written to ``pos``."""
         if self._flat is None:
             row_ptr, cols = self._csr[2], self._csr[3]  # type: ignore[index]
             n = weight.shape[0]
             targets = torch.repeat_interleave(torch.arange(n), row_ptr.diff(), output_size=len(cols))
             self._flat = targets * n + cols
-        return weight.new_empty(len(place)).index_copy_(0, place, weight.reshape(-1).take(self._flat))
+        return weight.new_empty(len(pos)).index_copy_(0, pos, weight.reshape(-1).take(self._flat))
 
 
 class Recurrence:
