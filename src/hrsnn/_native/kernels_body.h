@@ -434,12 +434,12 @@ int NAME(alif_backward_step)(int64_t batch, int64_t n, int adaptive, int surroga
    s): out[j, i] = sum_r g[r, j] s[r, i] for every synapse i -> j of the CSR of W^T, 0 elsewhere (out (N, N) is
    written whole). First the list of nonzeros of every row of s (one pass over s, keeping each row's bits); then
    each thread sums, row after row, the entries of its range of sources (one copy of the nnz values, no races, the
-   same order whatever the thread count); finally out is written row by row from the synapse list by target (row_ptr, cols, pos of csr_transpose).
-   Returns 0, or -1 when out of memory. */
+   same order whatever the thread count); finally out is written row by row from the synapse list by target
+   (row_ptr, cols, pos of csr_transpose). Returns 0, or -1 when out of memory. */
 int NAME(csr_weight_grad)(int64_t rows, int64_t n, const REAL *g, const REAL *s, const int64_t *ptr,
                           const int32_t *idx, const int64_t *row_ptr, const int32_t *cols, const int64_t *pos,
                           REAL *out, int threads) {
-    const int64_t words = (n + 63) / 64; /* the nonzero bits of each row of s, read once: 1/32 of s (float) */
+    const int64_t words = (n + 63) / 64; /* each row's nonzero bits (one bit per entry of s), from one pass over s */
     int64_t *ev_ptr = malloc((size_t)(rows + 1) * sizeof(int64_t));
     uint64_t *masks = malloc((size_t)(rows * words > 0 ? rows * words : 1) * sizeof(uint64_t));
     REAL *acc = calloc((size_t)(ptr[n] > 0 ? ptr[n] : 1), sizeof(REAL));
