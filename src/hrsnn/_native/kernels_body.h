@@ -569,8 +569,9 @@ void NAME(event_linear)(int64_t rows, int64_t k, int64_t n, const REAL *x, const
    chunk after chunk: the chunk's part of g of the block is copied into a contiguous scratch block (rows N apart
    would collide in the L1 cache when N is a power of two) and the block of row i of gwt is held in registers while
    the chunk's rows of i add into it. Returns 0, or -1 when out of memory. */
-static inline CONTRACT void NAME(grad_block8)(int64_t i0, int64_t i1, int64_t k, int64_t n, const uint64_t *restrict mask,
-                                              const REAL *x, int binary, const REAL *restrict gp, REAL *gwt) {
+static inline CONTRACT void NAME(grad_block8)(int64_t i0, int64_t i1, int64_t k, int64_t n,
+                                              const uint64_t *restrict mask, const REAL *x, int binary,
+                                              const REAL *restrict gp, REAL *gwt) {
     for (int64_t i = i0; i < i1; i++) {
         uint64_t bits = mask[i];
         if (!bits) continue;
