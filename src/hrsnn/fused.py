@@ -765,12 +765,19 @@ class _ALIFSequence(torch.autograd.Function):
         if k.adaptive:
             traces = _buffer(currents, steps + 1 if full else 2, batch, n)
             traces[0] = eta0
+        # c_t + b for all steps in one pass (one launch on a GPU) where every step's current is kept, except on a
+        # compiled sparse layer, whose spike-driven steps add b where they copy c_t
+        ready = bias is not None and rec is not None and inputs.shape[0] == steps
+        ready = ready and not (native is not None and rec.sparse)  # type: ignore[union-attr]
+        if ready:
+            torch.add(currents, bias, out=inputs)
         if native is not None:
-            count = _ALIFSequence._forward_native(native, rec, currents, bias, inputs, spikes, mem, traces, alpha,
-                                                  rho, scale, k)  # fmt: skip
+            count = _ALIFSequence._forward_native(native, rec, currents, bias, ready, inputs, spikes, mem, traces,
+                                                  alpha, rho, scale, k)  # fmt: skip
         else:
             count = None
-            _ALIFSequence._forward_torch(rec, currents, bias, inputs, spikes, mem, traces, alpha, rho, scale, k)
+            _ALIFSequence._forward_torch(rec, currents, bias, ready, inputs, spikes, mem, traces, alpha, rho, scale,
+                                         k)  # fmt: skip
         last = steps % mem.shape[0]
         u_last = mem[last].clone()
         eta_last = traces[last].clone() if traces is not None else eta0.clone()
@@ -786,6 +793,7 @@ class _ALIFSequence(torch.autograd.Function):
         rec: Recurrence | None,
         currents: Tensor,
         bias: Tensor | None,
+        ready: bool,
         inputs: Tensor,
         spikes: Tensor,
         mem: Tensor,
@@ -795,11 +803,9 @@ class _ALIFSequence(torch.autograd.Function):
         scale: Tensor,
         k: _ALIFConsts,
     ) -> None:
+        """``ready``: ``inputs`` already holds c_t + b for every step."""
         s_t, i_t, c_t, u_t = spikes.unbind(0), inputs.unbind(0), currents.unbind(0), mem.unbind(0)
         n_u, n_i = len(u_t), len(i_t)
-        ready = bias is not None and n_i == len(c_t)  # c_t + b for all steps in one op (one launch on a GPU)
-        if ready:
-            torch.add(currents, bias, out=inputs)
         if traces is not None:
             eta_t = traces.unbind(0)
             theta = torch.empty_like(u_t[0])
@@ -828,6 +834,7 @@ class _ALIFSequence(torch.autograd.Function):
         rec: Recurrence | None,
         currents: Tensor,
         bias: Tensor | None,
+        ready: bool,
         inputs: Tensor,
         spikes: Tensor,
         mem: Tensor,
@@ -847,11 +854,8 @@ class _ALIFSequence(torch.autograd.Function):
         operands = rec.native_operands() if rec is not None else (None,) * 4
         params = (alpha.data_ptr(), rho.data_ptr(), scale.data_ptr(), k.b0, k.beta, k.dt, int(k.adaptive), _threads())
         count = int(torch.count_nonzero(spikes[0]))
-        # A dense W takes PyTorch's product at most steps: c_t + b for all steps in one pass, then each step adds
-        # its product in place (a sparse W's steps are spike-driven: the kernel adds b where it copies c_t)
-        ready = bias is not None and rec is not None and not rec.sparse and n_i == steps
-        if ready:
-            torch.add(currents, bias, out=inputs)
+        # ready (a dense W): each step adds its product to c_t + b in place; else the spike-driven steps add b in the
+        # kernel where they copy c_t
         in_kernel = bias.data_ptr() if bias is not None and not ready else None  # b for the spike-driven steps
         total = 0
         for t in range(steps):
@@ -896,13 +900,13 @@ class _ALIFSequence(torch.autograd.Function):
         rows = min(NATIVE_ACC_GROUPS, u_bar.shape[0]) if native else u_bar.shape[0]
         # α's and ρ's accumulators, and b's on the compiled path (the PyTorch path sums b's gradient from Ī)
         accs = u_bar.new_zeros(3 if native else 2, rows, u_bar.shape[1]).unbind(0)
-        acc_alpha, acc_rho, acc_bias = accs[0], accs[1], accs[2] if native else None
+        acc_alpha, acc_rho = accs[0], accs[1]
         i_bar = _buffer(mem, *mem[1:].shape)
         state = (u_bar, eta_bar, s_bar, acc_alpha, acc_rho, i_bar)
         outer = (g_spikes, g_membranes, g_traces)
-        if acc_bias is not None:
+        if native:
             _ALIFSequence._backward_native(ctx.native, rec, k, inputs, mem, traces, spikes, alpha, rho, outer, state,
-                                           acc_bias)  # fmt: skip
+                                           accs[2])  # fmt: skip
         else:
             _ALIFSequence._backward_torch(rec, k, inputs, mem, traces, spikes, alpha, rho, outer, state)
         g_alpha = acc_alpha.sum(0)
@@ -915,7 +919,7 @@ class _ALIFSequence(torch.autograd.Function):
         g_weight = rec.weight_grad(i_bar, spikes[:steps], ctx.count) if rec is not None else None
         g_bias = None
         if ctx.needs_input_grad[2]:
-            g_bias = acc_bias.sum(0) if acc_bias is not None else i_bar.sum((0, 1))
+            g_bias = accs[2].sum(0) if native else i_bar.sum((0, 1))
         return i_bar, g_weight, g_bias, g_alpha, g_rho, u_bar, s_bar, eta_bar, None, None
 
     @staticmethod
