@@ -3,7 +3,8 @@
 Four sections, each printing dense time / event time (> 1: the event-driven path is faster):
 
 - ``recurrent``: one spike-driven recurrent product with a dense W (compiled ``event_matmul``, the rows of Wᵀ of
-  the neurons that fired) against PyTorch's ``addmm``, B = 64, for N and firing rates
+  the neurons that fired) against the compiled dense product (``panel_matmul``, what a dense step runs otherwise),
+  B = 64, for N and firing rates
   (:data:`hrsnn.fused.NATIVE_EVENT_RATE`);
 - ``input``: :class:`hrsnn.events.EventLinear` forced on against off, forward alone and forward+backward of the
   weight, R = 16,000 rows (:data:`hrsnn.events.EVENT_RATE`);
@@ -42,14 +43,14 @@ RATES = (0.02, 0.05, 0.1, 0.2, 0.4, 0.6)
 def recurrent(threads: int, kernels: _native.Kernels) -> None:
     run = kernels.function("event_matmul", torch.float32)
     batch = 64
-    print(f"recurrent product, B={batch}: addmm / spike-driven at rates {RATES}")
-    for n in (128, 512, 1024, 2048, 4096):
-        w = torch.randn(n, n)
-        wt, c, out = w.t().contiguous(), torch.randn(batch, n), torch.empty(batch, n)
+    print(f"recurrent product, B={batch}: compiled dense product / spike-driven at rates {RATES}")
+    for n in (128, 256, 512, 1024, 2048, 4096):
+        rec = fused.Recurrence(torch.randn(n, n), False, events=False)
+        wt, c, out = rec.weight_t, torch.randn(batch, n), torch.empty(batch, n)
         ratios = []
         for rate in RATES:
             s = (torch.rand(batch, n) < rate).float()
-            dense = median_time(functools.partial(torch.addmm, c, s, w.t(), out=out), 40)
+            dense = median_time(functools.partial(rec.add_into, out, c, s), 40)
             args = (batch, n, c.data_ptr(), s.data_ptr(), None, None, None, wt.data_ptr(), out.data_ptr(), threads)
             ratios.append(dense / median_time(functools.partial(run, *args), 40))
         print(f"  N={n:5d}: " + " ".join(f"{r:5.2f}" for r in ratios))

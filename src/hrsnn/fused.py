@@ -64,9 +64,14 @@ machine into a cache folder; ``HRSNN_NATIVE=0`` turns them off, and without a co
 PyTorch ops described above), the ALIF/LIF kernel runs each forward step as one compiled pass per sample (the
 spike-driven product, then the neuron update; the step's spike count comes back for free and decides the next
 step's product) and each backward step as one pass (the surrogate derivative of :mod:`hrsnn.surrogates` evaluated
-in place, the adjoint update, and for a sparse W the product Ī W); a dense W's backward product stays PyTorch's
-matrix product. The sparse W is kept in CSR by source neuron (the targets of each neuron, for the spike-driven
-forward product and the weight gradient) and, for the backward product, in tiles of targets: each step's Ī is
+in place, the adjoint update, and for a sparse W the product Ī W). A dense W's products s Wᵀ (steps with many spikes)
+and Ī W run on a compiled matrix product with W packed once per call in panels of 2 × 64 bytes of columns (8 rows
+by 2 vectors of fused multiply-adds in registers, depth blocks of 256; threads take whole panels, so the sums do not
+depend on the thread count). On a step's (64, N) x (N, N) shape it beats PyTorch's ``addmm`` (float32, 2 threads,
+one process, idle 2-core Xeon: 11.8 vs 23.5 µs at N = 128, 124 vs 178 µs at N = 512, 2.10 vs 2.63 ms at N = 2048);
+the weight gradient, one large product per call, stays PyTorch's. The sparse W is kept in CSR by source neuron
+(the targets of each neuron, for the spike-driven forward product and the weight gradient) and, for the backward
+product, in tiles of targets: each step's Ī is
 transposed into one row of B values per neuron (16 × 16 register blocks where the CPU has AVX-512), a tile's rows
 stay in cache while every output row takes its entries from them, and the result is transposed back into s̄. A
 layer keeps these structures between calls in its :class:`SynapseCache` while its mask holds the same pattern (each
@@ -171,15 +176,18 @@ product, B = 64, 1 thread; time with PyTorch's product / compiled spike-driven t
 dense W: N = 32: 0.85, 0.79, 0.71; N = 64: 1.28, 1.25, 0.92; N = 128: 2.91, 2.38, 1.56; N = 512: 14.2, 9.1, 2.9;
 N = 4096: 19.7, 5.0, 0.97."""
 
-NATIVE_EVENT_RATE = 0.28
+NATIVE_EVENT_RATE = 0.25
 r"""As :data:`EVENT_RATE`, for the compiled kernels with a dense W (the rows of Wᵀ of the neurons that fired, added
 in register-held blocks), at N = 512; a layer of N neurons goes spike-driven up to this rate times
-:math:`\sqrt{512/N}`, at most :data:`NATIVE_EVENT_RATE_MAX`. Measured
-(``benchmarks/event_products.py``; one product, B = 64, PyTorch's product time /
-spike-driven time at rates 0.05, 0.1, 0.2, 0.4, 0.6; 1 thread | 2 threads): N = 128: 3.9, 2.9, 2.1, 1.3, 1.0 |
-3.7, 2.8, 2.7, 1.5, 1.05; N = 512: 7.2, 3.1, 2.2, 0.93, 0.65 | 7.5, 3.8, 2.0, 1.1, 0.73; N = 1024: 3.9, 3.1, 0.86,
-0.34 | 3.8, 2.6, 1.1, 0.48; N = 2048: 2.7, 1.3, 0.58 | 3.4, 1.7, 0.88; N = 4096: 2.0, 0.98, 0.44 | 3.0, 1.8,
-0.69."""
+:math:`\sqrt{512/N}`, at most :data:`NATIVE_EVENT_RATE_MAX`. Measured (``benchmarks/event_products.py --sections
+recurrent``; one product, B = 64, the compiled dense product's time through :meth:`Recurrence.add_into` /
+spike-driven time at rates 0.02, 0.05, 0.1, 0.2, 0.4, 0.6; 2 threads | 1 thread, idle 2-core Xeon): N = 128: 6.4,
+5.5, 3.5, 3.1, 2.0, 1.05 | 8.9, 6.3, 4.6, 3.1, 1.6, 0.99; N = 256: 8.5, 6.1, 4.1, 1.9, 1.05, 0.66 | 10.9, 6.6, 3.7,
+1.7, 0.94, 0.63; N = 512: 11.8, 5.2, 2.8, 1.6, 0.78, 0.56 | 12.3, 5.2, 2.9, 1.6, 0.79, 0.55; N = 1024: 4.8, 2.9,
+1.6, 0.81, 0.35 | 5.6, 2.8, 1.5, 0.73, 0.31; N = 2048: 5.9, 2.6, 1.2, 0.55, 0.21 | 5.2, 2.1, 0.88, 0.45, 0.20;
+N = 4096: 7.2, 2.5, 1.2, 0.51, 0.23 | 5.8, 2.0, 0.95, 0.39, 0.21 (break-even near 0.33, 0.17, 0.12 and 0.11 of the
+spikes at N = 512, 1024, 2048, 4096). The threshold was 0.28 while the dense steps ran PyTorch's ``addmm`` (break-even
+near 0.38 at N = 512 then)."""
 
 NATIVE_EVENT_RATE_MAX = 0.4
 """Cap of the dense spike-driven rate (see :data:`NATIVE_EVENT_RATE`)."""
@@ -532,6 +540,31 @@ class Recurrence:
         return torch.where(self.pattern, self.weight, 0.0) if self._mask_given else self.weight
 
     @functools.cached_property
+    def panels_t(self) -> Tensor:
+        """Wᵀ packed for the compiled dense product :math:`s W^\top` (``pack_panels`` of :mod:`hrsnn._native`;
+        built when first needed, dropped by :meth:`forward_done`)."""
+        w = self.effective
+        return self._pack(w.stride(1), w.stride(0))
+
+    @functools.cached_property
+    def panels(self) -> Tensor:
+        """W packed for the compiled dense product :math:`g W` of the backward pass."""
+        return self._pack(*self.effective.stride())
+
+    def _pack(self, stride_k: int, stride_n: int) -> Tensor:
+        """W's entries packed in panels, B[k, q] read at ``W.data_ptr() + k stride_k + q stride_n``."""
+        n = self.weight.shape[0]
+        packed = _buffer(self.weight, int(self._native("packed_size")(n, n)))
+        self._native("pack_panels")(n, n, self.effective.data_ptr(), stride_k, stride_n, packed.data_ptr(),
+                                    _threads())  # fmt: skip
+        return packed
+
+    def forward_done(self) -> None:
+        """Drop what only the forward products use (Wᵀ and its panels), kept by a call for its backward."""
+        for name in ("panels_t", "weight_t"):
+            self.__dict__.pop(name, None)
+
+    @functools.cached_property
     def csr(self) -> Tensor:
         """W in CSR (built when first needed: a forward pass whose steps all go event-driven never needs it)."""
         return _to_csr(self.effective)
@@ -650,6 +683,11 @@ class Recurrence:
             return torch.add(c, _to_csr(s) @ self.weight_t, out=out)
         if self.sparse:
             return torch.add(c, (self.csr @ s.t()).t(), out=out)
+        if self._native_takes(out, c, s):
+            batch, n = s.shape
+            self._native("panel_matmul")(batch, n, n, s.data_ptr(), n, self.panels_t.data_ptr(), c.data_ptr(),
+                                         out.data_ptr(), _threads())  # fmt: skip
+            return out
         return torch.addmm(c, s, self.effective.t(), out=out)
 
     def add_transposed_(self, acc: Tensor, g: Tensor) -> Tensor:
@@ -660,10 +698,15 @@ class Recurrence:
             return acc
         if self.sparse:
             return acc.add_((self.csr_t @ g.t()).t())
+        if self._native_takes(acc, g):
+            batch, n = g.shape
+            self._native("panel_matmul")(batch, n, n, g.data_ptr(), n, self.panels.data_ptr(), None, acc.data_ptr(),
+                                         _threads())  # fmt: skip
+            return acc
         return acc.addmm_(g, self.effective)
 
     def scaled_add_transposed(self, out: Tensor, x: Tensor, beta: float, g: Tensor) -> Tensor:
-        if self.sparse:
+        if self.sparse or self._native_takes(out, x, g):
             return self.add_transposed_(torch.mul(x, beta, out=out), g)
         return torch.addmm(x, g, self.effective, beta=beta, out=out)
 
@@ -778,6 +821,8 @@ class _ALIFSequence(torch.autograd.Function):
             count = None
             _ALIFSequence._forward_torch(rec, currents, bias, ready, inputs, spikes, mem, traces, alpha, rho, scale,
                                          k)  # fmt: skip
+        if rec is not None:
+            rec.forward_done()
         last = steps % mem.shape[0]
         u_last = mem[last].clone()
         eta_last = traces[last].clone() if traces is not None else eta0.clone()
@@ -1158,6 +1203,8 @@ class _LIFHardSequence(torch.autograd.Function):
                 torch.mul(u_t[t], alpha, out=v_t[t]).add_(c_t[t])
             torch.gt(v_t[t], threshold, out=s_t[t + 1])
             torch.sub(v_t[t], torch.mul(v_t[t], s_t[t + 1], out=u_t[t + 1]), out=u_t[t + 1])  # (1 − s) v, s ∈ {0, 1}
+        if rec is not None:
+            rec.forward_done()
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(pre, mem, spikes, alpha)
             ctx.rec, ctx.consts = rec, (threshold, surrogate)

@@ -40,7 +40,7 @@ ENV_SWITCH = "HRSNN_NATIVE"
 ENV_CACHE = "HRSNN_NATIVE_CACHE"
 """Folder for the compiled library (default ``$XDG_CACHE_HOME/hrsnn/native`` or ``~/.cache/hrsnn/native``)."""
 
-ABI = 1
+ABI = 2
 """The calling convention the loader expects (``hrsnn_abi()`` of the library)."""
 
 _SOURCES = ("kernels.c", "kernels_body.h")
@@ -66,6 +66,9 @@ _SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
     "csr_transpose": (None, [_I64, *[_PTR] * 8, _INT]),
     "event_linear": (None, [_I64, _I64, _I64, *[_PTR] * 4, _INT]),
     "event_linear_grad": (_INT, [_I64, _I64, _I64, *[_PTR] * 3, _INT]),
+    "packed_size": (_I64, [_I64, _I64]),
+    "pack_panels": (None, [_I64, _I64, _PTR, _I64, _I64, _PTR, _INT]),
+    "panel_matmul": (None, [_I64, _I64, _I64, _PTR, _I64, _PTR, _PTR, _PTR, _INT]),
 }
 
 

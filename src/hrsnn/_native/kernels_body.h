@@ -654,4 +654,82 @@ int NAME(event_linear_grad)(int64_t rows, int64_t k, int64_t n, const REAL *x, c
     return failed ? -1 : 0;
 }
 
+/* Dense products with a matrix packed once and reused for every step of a sequence (the recurrent weight): B (K, N)
+   in panels of PANEL = 2 LANES columns, panel p holding B[k, p PANEL + q] at packed[(p K + k) PANEL + q], zero past
+   column N. */
+#define PANEL (2 * LANES)
+#define PANEL_ROWS 8
+#define PANEL_DEPTH 256
+
+/* Number of REALs of the packed (K, N) matrix. */
+int64_t NAME(packed_size)(int64_t k, int64_t n) { return (n + PANEL - 1) / PANEL * k * PANEL; }
+
+/* packed = B in panels, B[k, q] read at b[k sk + q sn] (sk = N, sn = 1: B as stored; sk = 1, sn = K: its
+   transpose). */
+void NAME(pack_panels)(int64_t k, int64_t n, const REAL *b, int64_t sk, int64_t sn, REAL *packed, int threads) {
+    const int64_t panels = (n + PANEL - 1) / PANEL;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t p = 0; p < panels; p++)
+        for (int64_t kk = 0; kk < k; kk++) {
+            REAL *restrict out = packed + (p * k + kk) * PANEL;
+            for (int64_t q = 0; q < PANEL; q++) {
+                const int64_t col = p * PANEL + q;
+                out[q] = col < n ? b[kk * sk + col * sn] : (REAL)0;
+            }
+        }
+}
+
+/* c[r, q] = base[r, q] + sum over kk < depth of a[r, kk] bp[kk, q] for r < rows <= PANEL_ROWS, q < cols <= PANEL:
+   the sum in registers (fused multiply-adds in increasing kk, from 0), then added to base (c0, else c itself) in
+   one rounding. Rows past `rows` repeat the last row (computed, not stored). */
+static inline CONTRACT void NAME(panel_block)(int64_t depth, int rows, const REAL *a, int64_t lda,
+                                              const REAL *restrict bp, const REAL *c0, REAL *c, int64_t ldc,
+                                              int64_t cols) {
+    const REAL *ar[PANEL_ROWS];
+    for (int r = 0; r < PANEL_ROWS; r++) ar[r] = a + (r < rows ? r : rows - 1) * lda;
+    NAME(vec) lo[PANEL_ROWS], hi[PANEL_ROWS];
+    for (int r = 0; r < PANEL_ROWS; r++) lo[r] = hi[r] = (NAME(vec)){0};
+    for (int64_t kk = 0; kk < depth; kk++) {
+        const NAME(vec) b0 = *(const NAME(vec) *)(bp + kk * PANEL);
+        const NAME(vec) b1 = *(const NAME(vec) *)(bp + kk * PANEL + LANES);
+        for (int r = 0; r < PANEL_ROWS; r++) {
+            const REAL x = ar[r][kk];
+            lo[r] += x * b0;
+            hi[r] += x * b1;
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        const REAL *base = (c0 ? c0 : c) + r * ldc;
+        REAL *out = c + r * ldc;
+        if (cols == PANEL) {
+            *(NAME(vec) *)out = *(const NAME(vec) *)base + lo[r];
+            *(NAME(vec) *)(out + LANES) = *(const NAME(vec) *)(base + LANES) + hi[r];
+        } else {
+            for (int64_t q = 0; q < cols; q++) out[q] = base[q] + (q < LANES ? lo[r][q] : hi[r][q - LANES]);
+        }
+    }
+}
+
+/* c = c0 + a B (c0 NULL: c += a B) for a (M, K) with rows lda apart, c and c0 (M, N) row-major, B packed by
+   pack_panels; c may be c0. Each entry sums a[r, :] B[:, q] in blocks of PANEL_DEPTH in increasing k (fused
+   multiply-adds from 0 within a block), each block's sum added to the entry in turn, whatever the thread count.
+   Threads take whole panels. */
+void NAME(panel_matmul)(int64_t m, int64_t n, int64_t k, const REAL *a, int64_t lda, const REAL *packed,
+                        const REAL *c0, REAL *c, int threads) {
+    const int64_t panels = (n + PANEL - 1) / PANEL;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int64_t p = 0; p < panels; p++) {
+        const int64_t col = p * PANEL, cols = n - col < PANEL ? n - col : PANEL;
+        for (int64_t k0 = 0; k0 < k || k0 == 0; k0 += PANEL_DEPTH) {
+            const int64_t depth = k - k0 < PANEL_DEPTH ? k - k0 : PANEL_DEPTH;
+            for (int64_t r = 0; r < m; r += PANEL_ROWS)
+                NAME(panel_block)(depth, (int)(m - r < PANEL_ROWS ? m - r : PANEL_ROWS), a + r * lda + k0, lda,
+                                  packed + (p * k + k0) * PANEL, k0 == 0 && c0 ? c0 + r * n + col : NULL,
+                                  c + r * n + col, n, cols);
+        }
+    }
+}
+#undef PANEL
+#undef PANEL_ROWS
+#undef PANEL_DEPTH
 #undef LANES
