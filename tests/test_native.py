@@ -338,7 +338,7 @@ def test_compiled_kernel_matches_step_loop_in_float64(beta, sparse, events, dens
         if name == "W":
             gr, gn = gr * mask, gn * mask
         assert float((gn - gr).abs().max()) <= 1e-10 * max(float(gr.abs().max()), 1e-12), name
-    assert {"alif_forward_step", "alif_backward_step"} <= set(calls.names)
+    assert {"alif_forward_loop", "alif_backward_loop"} <= set(calls.names)
     assert not sparse or "csr_transpose" in calls.names
 
 
@@ -362,7 +362,7 @@ def test_compiled_kernel_in_float32_agrees_with_float64(sparse, monkeypatch):
         if gr.shape == mask.shape:
             gr, gn = gr * mask, gn * mask
         assert float((gn.double() - gr).abs().max()) <= 1e-4 * float(gr.abs().max())
-    assert "alif_backward_step" in calls.names
+    assert "alif_backward_loop" in calls.names
 
 
 @needs_native
@@ -393,22 +393,57 @@ def test_hard_reset_lif_uses_the_compiled_products(monkeypatch):
 
 
 @needs_native
-def test_forward_product_mode_follows_the_spike_count(monkeypatch):
-    """The compiled step adds the CSR entries (1) or rows of Wᵀ (2) of the neurons that fired while at most the
-    measured fraction fired, else leaves the product to PyTorch (0); a small layer only when forced."""
+def test_forward_event_limit_follows_the_measured_rate(monkeypatch):
+    """The compiled forward loop adds the CSR entries or rows of Wᵀ of the neurons that fired while a step's spikes
+    are at most event_limit (the measured fraction of B·N), else the dense product; a small layer only when
+    forced."""
     w = torch.randn(16, 16, dtype=torch.float64)
-    s = torch.zeros(4, 16, dtype=torch.float64)
-    assert Recurrence(w, False).native_mode(s, 0) == 0  # 16 < NATIVE_EVENT_MIN_SIZE
-    assert Recurrence(w, True, events=True).native_mode(s, 64) == 1
+    assert Recurrence(w, False).event_limit(4) == -1  # 16 < NATIVE_EVENT_MIN_SIZE
+    assert Recurrence(w, True, events=True).event_limit(4) == 64
+    assert Recurrence(w, True, events=False).event_limit(4) == -1
     monkeypatch.setattr(fused_module, "NATIVE_EVENT_MIN_SIZE", 16)
     dense, sparse = Recurrence(w, False), Recurrence(w, True)
-    few_dense = int(fused_module.NATIVE_EVENT_RATE_MAX * 64)  # 0.25 sqrt(512 / 16) = 1.41: the cap 0.4 applies
-    few_sparse = int(fused_module.NATIVE_EVENT_RATE_SPARSE * 64)
-    assert dense.native_mode(s, few_dense) == 2 and dense.native_mode(s, few_dense + 1) == 0
-    assert sparse.native_mode(s, few_sparse) == 1 and sparse.native_mode(s, few_sparse + 1) == 0
+    assert dense.event_limit(4) == int(fused_module.NATIVE_EVENT_RATE_MAX * 64)  # 0.25 sqrt(512 / 16) = 1.41: cap
+    assert sparse.event_limit(4) == int(fused_module.NATIVE_EVENT_RATE_SPARSE * 64)
     big = Recurrence(torch.zeros(2048, 2048), False)  # 0.25 sqrt(512 / 2048) = 0.125 of the 4 x 2048 spikes
-    s_big = torch.zeros(4, 2048)
-    assert big.native_mode(s_big, 1024) == 2 and big.native_mode(s_big, 1025) == 0
+    assert big.event_limit(4) == 1024
+
+
+@needs_native
+@pytest.mark.parametrize("sparse", [True, False])
+def test_forward_loop_switches_product_by_spike_count(sparse, monkeypatch):
+    """Steps whose spikes cross the limit both ways inside one sequence (a dense W's panels or a sparse W's PyTorch
+    CSR product, where the compiled loop hands the step back): the same spikes and gradients as the step loop."""
+    calls = _Calls(monkeypatch)
+    currents, weight, alpha, rho, u0, s0, eta0 = _case(torch.float64, n=64, batch=8, steps=30, density=0.3, seed=4)
+    with torch.no_grad():
+        currents[10:20] *= 0.2  # a lull in the middle
+    limits, handed_back = [], []
+    original, add_into = Recurrence.event_limit, Recurrence.add_into
+    monkeypatch.setattr(Recurrence, "add_into", lambda rec, *a: handed_back.append(1) or add_into(rec, *a))
+
+    def event_limit(rec, batch):
+        limits.append(original(rec, batch))
+        return 60  # ~12 % of the 8 x 64 entries
+    monkeypatch.setattr(Recurrence, "event_limit", event_limit)
+    sg = MultiGaussian()
+    ref = _reference_alif(currents, weight, alpha, rho, (u0, s0, eta0), beta=1.8, surrogate=sg)
+    out = alif_sequence_tm(currents, weight, alpha, rho, u0, s0, eta0, b0=0.02, beta=1.8, surrogate=sg,
+                           sparse=sparse, events=None)  # fmt: skip
+    assert torch.equal(out[0], ref[0])
+    per_step = torch.cat((s0.detach()[None], ref[0][:-1])).sum((1, 2))  # the spikes of s_{t-1} at each step t
+    assert bool((per_step <= 60).any()) and bool((per_step > 60).any())
+    leaves = [currents, weight, alpha, rho]
+    g_ref = torch.autograd.grad((ref[1] ** 2).sum() + ref[0].sum(), leaves)
+    g_new = torch.autograd.grad((out[1] ** 2).sum() + out[0].sum(), leaves)
+    synapses = weight.detach() != 0  # a sparse W's gradient lives on its synapses only
+    g_ref = (g_ref[0], g_ref[1] * synapses if sparse else g_ref[1], *g_ref[2:])
+    for gr, gn in zip(g_ref, g_new, strict=True):
+        torch.testing.assert_close(gn, gr, rtol=1e-10, atol=1e-12)
+    assert limits
+    # a sparse W's steps over the limit are handed back to PyTorch's CSR product; a dense W's stay in the loop
+    assert len(handed_back) == (int((per_step > 60).sum()) if sparse else 0)
+    assert calls.names.count("pack_panels") == (0 if sparse else 2)
 
 
 def test_native_env_switch_reaches_subprocesses():
@@ -457,7 +492,7 @@ def test_a_surrogate_the_kernels_do_not_know_is_evaluated_with_pytorch(monkeypat
     g_new = torch.autograd.grad((out[1] ** 2).sum(), leaves)
     for gr, gn in zip(g_ref, g_new, strict=True):
         torch.testing.assert_close(gn, gr, rtol=1e-10, atol=1e-12)
-    assert "alif_backward_step" in calls.names
+    assert "alif_backward_loop" in calls.names
 
 
 @pytest.mark.parametrize("sparse", [True, False])
@@ -610,7 +645,7 @@ def test_a_pruned_layer_sorts_its_pattern_once_across_training_steps(monkeypatch
     for _ in range(3):
         step()
         optimiser.step()
-    assert calls.names.count("csr_transpose") == 1 and calls.names.count("alif_backward_step") > 0
+    assert calls.names.count("csr_transpose") == 1 and calls.names.count("alif_backward_loop") > 0
     cached = step()
     layer.synapse_cache = None
     assert torch.equal(step(), cached) and float(cached.abs().max()) > 0

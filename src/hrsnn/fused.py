@@ -61,23 +61,25 @@ product Ī W stays dense in the spikes (the surrogate derivative is nonzero almo
 
 Compiled kernels (:mod:`hrsnn._native`; CPU, float32 and float64). When a C compiler is available (built once per
 machine into a cache folder; ``HRSNN_NATIVE=0`` turns them off, and without a compiler everything runs on the
-PyTorch ops described above), the ALIF/LIF kernel runs each forward step as one compiled pass per sample (the
-spike-driven product, then the neuron update; the step's spike count comes back for free and decides the next
-step's product) and each backward step as one pass (the surrogate derivative of :mod:`hrsnn.surrogates` evaluated
-in place, the adjoint update, and for a sparse W the product Ī W). A dense W's products s Wᵀ (steps with many spikes)
-and Ī W run on a compiled matrix product with W packed once per call in panels of 2 × 64 bytes of columns (8 rows
-by 2 vectors of fused multiply-adds in registers, depth blocks of 256; threads take whole panels, so the sums do not
-depend on the thread count). On a step's (64, N) x (N, N) shape it beats PyTorch's ``addmm`` (float32, 2 threads,
-one process, idle 2-core Xeon: 11.8 vs 23.5 µs at N = 128, 124 vs 178 µs at N = 512, 2.10 vs 2.63 ms at N = 2048);
-the weight gradient, one large product per call, stays PyTorch's. The sparse W is kept in CSR by source neuron
-(the targets of each neuron, for the spike-driven forward product and the weight gradient) and, for the backward
-product, in tiles of targets: each step's Ī is
-transposed into one row of B values per neuron (16 × 16 register blocks where the CPU has AVX-512), a tile's rows
-stay in cache while every output row takes its entries from them, and the result is transposed back into s̄. A
-layer keeps these structures between calls in its :class:`SynapseCache` while its mask holds the same pattern (each
-call gathers W's values onto them). The weight gradient of a sparse W gathers, per spike, the gradients of the
-neuron's targets, and is written only on the synapses. The hard-reset LIF uses the compiled products through
-:class:`Recurrence`.
+PyTorch ops described above), the ALIF/LIF kernel runs its time loops in C, one call per sequence (a Python loop of
+compiled steps paid 30–40 µs of call overhead per step and direction; at N = 128, T = 250 forward+backward went from
+34 to 23 ms when the loops moved to C). Each forward step is one compiled pass per sample (the spike-driven product,
+then the neuron update; the step's spike count comes back for free and decides the next step's product; a sparse W's
+steps with more spikes return to Python for PyTorch's CSR product) and each backward step one pass (the surrogate
+derivative of :mod:`hrsnn.surrogates` evaluated in place, the adjoint update, and for a sparse W the product Ī W;
+other surrogates are evaluated with PyTorch in blocks of steps, one loop call per block). A dense W's products s Wᵀ
+(steps with many spikes) and Ī W run on a compiled matrix product with W packed once per call in panels of 2 × 64
+bytes of columns (8 rows by 2 vectors of fused multiply-adds in registers, depth blocks of 128; threads take whole
+panels, so the sums do not depend on the thread count). On a step's (64, N) x (N, N) shape it beats PyTorch's
+``addmm`` (float32, 2 threads, one process, idle 2-core Xeon: 11.8 vs 23.5 µs at N = 128, 124 vs 178 µs at N = 512,
+2.10 vs 2.63 ms at N = 2048); the weight gradient, one large product per call, stays PyTorch's. The sparse W is kept
+in CSR by source neuron (the targets of each neuron, for the spike-driven forward product and the weight gradient)
+and, for the backward product, in tiles of targets: each step's Ī is transposed into one row of B values per neuron
+(16 × 16 register blocks where the CPU has AVX-512), a tile's rows stay in cache while every output row takes its
+entries from them, and the result is transposed back into s̄. A layer keeps these structures between calls in its
+:class:`SynapseCache` while its mask holds the same pattern (each call gathers W's values onto them). The weight
+gradient of a sparse W gathers, per spike, the gradients of the neuron's targets, and is written only on the
+synapses. The hard-reset LIF uses the compiled products through :class:`Recurrence`.
 
 Exactness. The kernels evaluate the reference formulas with different roundings (fused ``addcmul``/``lerp``/
 ``addmm``, the bias folded into the current, the multi-Gaussian's side lobes summed in closed form; in the compiled
@@ -86,8 +88,10 @@ they agree with the step loop to about 1e-14 with identical spikes (the parity t
 gradients); on the authors' ECG model and the 141 QTDB test sequences × 1301 steps not one spike differs. In float32
 the membranes differ by a few ulp (≈ 5e-8), which is harmless until a membrane lands within that distance of its
 threshold: then one path spikes and the other does not, and from there on that sequence follows a different but
-equally valid trajectory (on the same ECG run in float32: 1 of 141 sequences diverges, from step 621; 19 of 182,031
-per-step predictions differ; accuracy 0.85860 vs 0.85864). Use float64 where spike patterns must match bit for bit.
+equally valid trajectory (on the same ECG run in float32 the kernels with PyTorch's products diverged in 1 of 141
+sequences, from step 621, and 19 of 182,031 per-step predictions differed, accuracy 0.85860 vs 0.85864; the
+compiled products and time loops match the step loop there spike for spike, which is the luck of this case's
+roundings, not a guarantee). Use float64 where spike patterns must match bit for bit.
 
 The kernels are differentiable once: a backward pass with ``create_graph=True`` (Hessian-vector products, gradient
 penalties) raises :class:`~hrsnn.errors.ConfigError`; set ``layer.fused = False`` to use the step loop.
@@ -264,25 +268,19 @@ def _native_for(*tensors: Tensor) -> _native.Kernels | None:
     return _native.kernels()
 
 
-class _Steps:
-    """Addresses of the (B, N) slices of a (T, B, N) buffer whose slices are contiguous, for the compiled kernels
-    (None at every step when there is no buffer). Holds the buffer, so that the addresses stay valid."""
+def _sequence_operands(*tensors: Tensor | None) -> Tensor:
+    """The compiled loops' table of sequence operands: per (T', B, N) tensor with contiguous slices, the address of
+    slice 0, the bytes between slices and the number of slices (zeros for None). The caller keeps the tensors."""
+    rows = [(x.data_ptr(), x.stride(0) * x.element_size(), x.shape[0]) if x is not None else (0, 0, 0) for x in tensors]
+    return torch.tensor(rows, dtype=torch.int64)
 
-    def __init__(self, x: Tensor | None) -> None:
-        self.tensor = x
-        self.base = x.data_ptr() if x is not None else 0
-        self.stride = x.stride(0) * x.element_size() if x is not None else 0
 
-    @classmethod
-    def of_gradient(cls, g: Tensor | None) -> _Steps:
-        """Steps of an incoming gradient: one (B, N) slice for all steps when g repeats along time (the gradient
-        of a sum arrives expanded), else a contiguous copy of g if it is not contiguous."""
-        if g is not None and g.stride(0) == 0:
-            return cls(g[0].contiguous().unsqueeze(0).expand_as(g))
-        return cls(g.contiguous() if g is not None else None)
-
-    def __getitem__(self, t: int) -> int | None:
-        return None if self.tensor is None else self.base + t * self.stride
+def _incoming(g: Tensor | None) -> Tensor | None:
+    """An incoming gradient for the compiled loops: one (B, N) slice for all steps when g repeats along time (the
+    gradient of a sum arrives expanded), else g with contiguous slices."""
+    if g is not None and g.stride(0) == 0:
+        return g[0].contiguous().unsqueeze(0)
+    return g.contiguous() if g is not None else None
 
 
 def _buffer(like: Tensor, *shape: int) -> Tensor:
@@ -656,12 +654,12 @@ class Recurrence:
             return forced
         return (int(torch.count_nonzero(s)) if count is None else count) <= rate * s.numel()
 
-    def native_mode(self, s: Tensor, count: int) -> int:
-        """How the compiled ALIF step computes :math:`c + s W^\\top` for ``s`` with ``count`` nonzeros: 1 from the
-        CSR, 2 from the rows of Wᵀ (both spike-driven), 0 not at all (the caller runs :meth:`add_into`)."""
-        if not self._use_events(s, self.event_rate, count):
-            return 0
-        return 1 if self.sparse else 2
+    def event_limit(self, batch: int) -> int:
+        """The most spikes in a step's (batch, N) s for which the compiled loop adds :math:`s W^\top` spike-driven
+        (from the CSR of Wᵀ, or from the rows of dense Wᵀ); more, and the step takes the dense product: all when
+        forced on, -1 when off, else the measured fraction (the same decision as :meth:`add_into`'s)."""
+        size = batch * self.weight.shape[0]
+        return {True: size, False: -1, None: math.floor(self.event_rate * size)}[self.events]
 
     def native_operands(self) -> tuple[int | None, ...]:
         """Addresses of the CSR of Wᵀ (row pointers, targets, values) and of dense Wᵀ for the compiled kernels
@@ -892,37 +890,30 @@ class _ALIFSequence(torch.autograd.Function):
         """The forward loop on the compiled step (events and the neuron update in one pass per sample); returns
         the number of spikes in s_0 … s_{T-1} (for the weight gradient's event decision)."""
         steps, batch, n = currents.shape
-        run = native.function("alif_forward_step", currents.dtype)
-        s_a, u_a, c_a, i_a = _Steps(spikes), _Steps(mem), _Steps(currents), _Steps(inputs)
-        e_a = _Steps(traces) if traces is not None else None
-        n_u, n_i = mem.shape[0], inputs.shape[0]
+        run = native.function("alif_forward_loop", currents.dtype)
+        ops = _sequence_operands(spikes, mem, traces, currents, inputs)
+        counts = torch.tensor([int(torch.count_nonzero(spikes[0])), 0], dtype=torch.int64)
+        kind, limit, packed_t = 0, -1, None
+        if rec is not None:
+            kind, limit = (1 if rec.sparse else 2), rec.event_limit(batch)
+            packed_t = rec.panels_t.data_ptr() if kind == 2 and rec.events is not True else None
         operands = rec.native_operands() if rec is not None else (None,) * 4
+        # b goes into the compiled steps unless every c_t + b is ready in `inputs`
+        in_kernel = bias.data_ptr() if bias is not None and not ready else None
         params = (alpha.data_ptr(), rho.data_ptr(), scale.data_ptr(), k.b0, k.beta, k.dt, int(k.adaptive), _threads())
-        count = int(torch.count_nonzero(spikes[0]))
-        # ready (a dense W): each step adds its product to c_t + b in place; else the spike-driven steps add b in the
-        # kernel where they copy c_t
-        in_kernel = bias.data_ptr() if bias is not None and not ready else None  # b for the spike-driven steps
-        total = 0
-        for t in range(steps):
-            total += count
-            mode, c, cur, b = 0, c_a[t], c_a[t], None
-            if rec is not None:
-                cur = i_a[t % n_i]
-                c = cur if ready else c
-                mode = rec.native_mode(spikes[t], count)
-                if mode != 0:  # the kernel writes I_t = (c_t + b) + W s_{t-1}
-                    b = in_kernel
-                elif bias is not None:  # one tensor as both c and out: addmm skips its copy of c into out
-                    row = inputs[t] if ready else torch.add(currents[t], bias, out=inputs[t % n_i])
-                    rec.add_into(row, row, spikes[t], count)
-                else:
-                    rec.add_into(inputs[t % n_i], currents[t], spikes[t], count)
-            eta_prev, eta = (e_a[t % n_u], e_a[(t + 1) % n_u]) if e_a is not None else (None, None)
-            count = run(batch, n, mode, c, b, s_a[t], cur, *operands, u_a[t % n_u], u_a[(t + 1) % n_u], eta_prev,
-                        eta, s_a[t + 1], *params)  # fmt: skip
-            if count < 0:
+        t, done = 0, 0
+        while True:
+            t = run(batch, n, t, steps, ops.data_ptr(), counts.data_ptr(), kind, limit, done, in_kernel, int(ready),
+                    *operands, packed_t, *params)  # fmt: skip
+            if t < 0:
                 raise MemoryError(f"no memory for the spike lists of a recurrent layer with N={n}")
-        return total
+            if t == steps:
+                return int(counts[1])
+            # a sparse W with many spikes in s_{t-1}: PyTorch's CSR product writes I_t (ready is False here)
+            row = inputs[t % inputs.shape[0]]
+            c = torch.add(currents[t], bias, out=row) if bias is not None else currents[t]
+            rec.add_into(row, c, spikes[t], int(counts[0]))  # type: ignore[union-attr]
+            done = 1
 
     @staticmethod
     def backward(  # type: ignore[override]
@@ -1053,25 +1044,22 @@ class _ALIFSequence(torch.autograd.Function):
         block = steps if known is not None else _block_steps(batch, n, mem.element_size(), steps)
         blocks = mem.new_empty(3, block, batch, n).unbind(0) if known is None else None  # ψ_t, scratch, θ_t
         sg = torch.tensor(known[1] if known is not None else (0.0,) * 5, dtype=torch.float64)
-        g_s, g_u, g_e = (_Steps.of_gradient(g) for g in outer)
-        s_a, e_a, u_a, i_a, ib_a = _Steps(spikes), _Steps(traces), _Steps(mem), _Steps(inputs), _Steps(i_bar)
-        p_a = _Steps(blocks[0] if blocks is not None else None)
+        g_s, g_u, g_e = (_incoming(g) for g in outer)
+        ops = _sequence_operands(mem, g_s, g_u, g_e, spikes, traces, inputs, i_bar)
         product = rec.native_tiles(batch).product() if rec is not None and rec.sparse else (0, 0, *(None,) * 5)
-        dense = rec is not None and not rec.sparse
-        run = native.function("alif_backward_step", mem.dtype)
-        head = (batch, n, int(k.adaptive), known[0] if known is not None else 0, sg.data_ptr())
+        packed = rec.panels.data_ptr() if rec is not None and not rec.sparse else None
+        run = native.function("alif_backward_loop", mem.dtype)
+        head = (int(k.adaptive), known[0] if known is not None else 0, sg.data_ptr())
         bars = tuple(x.data_ptr() for x in (u_bar, eta_bar, s_bar, acc_alpha, acc_rho, acc_bias))
-        params = (alpha.data_ptr(), rho.data_ptr(), scale.data_ptr(), k.b0, k.beta, k.dt, k.r_m, *product)
+        params = (alpha.data_ptr(), rho.data_ptr(), scale.data_ptr(), k.b0, k.beta, k.dt, k.r_m, packed, *product)
         for end in range(steps, 0, -block):
             start = max(0, end - block)
+            psi = None
             if blocks is not None:
                 _surrogate_block(k, mem, traces, start, end, *blocks)
-            for t in range(end - 1, start - 1, -1):  # step t + 1 of the docstring; s_{t-1} there is s_t[t] here
-                if run(*head, u_a[t + 1], p_a[t - start], g_s[t], g_u[t], g_e[t], s_a[t], e_a[t], e_a[t + 1], u_a[t],
-                       i_a[t], *bars, ib_a[t], *params, acc_alpha.shape[0], _threads()):  # fmt: skip
-                    raise MemoryError("no memory for the scratch rows of the compiled backward step")
-                if dense:
-                    rec.add_transposed_(s_bar, i_bar[t])  # type: ignore[union-attr]
+                psi = blocks[0].data_ptr()
+            if run(batch, n, start, end, ops.data_ptr(), *head, psi, *bars, *params, acc_alpha.shape[0], _threads()):
+                raise MemoryError("no memory for the scratch rows of the compiled backward step")
 
 
 def alif_sequence_tm(

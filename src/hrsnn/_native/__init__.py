@@ -40,7 +40,7 @@ ENV_SWITCH = "HRSNN_NATIVE"
 ENV_CACHE = "HRSNN_NATIVE_CACHE"
 """Folder for the compiled library (default ``$XDG_CACHE_HOME/hrsnn/native`` or ``~/.cache/hrsnn/native``)."""
 
-ABI = 2
+ABI = 3
 """The calling convention the loader expects (``hrsnn_abi()`` of the library)."""
 
 _SOURCES = ("kernels.c", "kernels_body.h")
@@ -55,11 +55,14 @@ _logger = logging.getLogger(__name__)
 _I64, _PTR, _DBL, _INT = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double, ctypes.c_int
 _SIGNATURES: dict[str, tuple[type | None, list[type]]] = {
     "event_matmul": (_INT, [_I64, _I64, *[_PTR] * 7, _INT]),
-    "alif_forward_step": (_I64, [_I64, _I64, _INT, *[_PTR] * 16, _DBL, _DBL, _DBL, _INT, _INT]),
+    "alif_forward_loop": (
+        _I64,
+        [*[_I64] * 4, _PTR, _PTR, _INT, _I64, _INT, _PTR, _INT, *[_PTR] * 8, _DBL, _DBL, _DBL, _INT, _INT],
+    ),
     "csr_matmul_t": (None, [_I64, _I64, _PTR, _I64, _I64, *[_PTR] * 6, _INT]),
-    "alif_backward_step": (
+    "alif_backward_loop": (
         _INT,
-        [_I64, _I64, _INT, _INT, *[_PTR] * 21, *[_DBL] * 4, _I64, _I64, *[_PTR] * 5, _I64, _INT],
+        [*[_I64] * 4, _PTR, _INT, _INT, *[_PTR] * 11, *[_DBL] * 4, _PTR, _I64, _I64, *[_PTR] * 5, _I64, _INT],
     ),
     "csr_weight_grad": (_INT, [_I64, _I64, *[_PTR] * 8, _INT]),
     "csr_tile": (None, [_I64, _I64, *[_PTR] * 7]),

@@ -230,6 +230,13 @@ static inline float exp_f32(float x) {
     return x < -87.0f ? 0.0f : (x > 88.0f ? INFINITY : (x != x ? x : y));
 }
 
+/* Slice t of a sequence operand given as {address of slice 0, bytes between slices, slices} (three int64 values):
+   slice t mod slices (a ring of slices where fewer than the steps are kept; 1: the same slice at every step), NULL
+   when slices is 0 (no operand). */
+static inline void *seq_at(const int64_t *op, int64_t t) {
+    return op[2] ? (void *)(intptr_t)(op[0] + t % op[2] * op[1]) : NULL;
+}
+
 #define REAL float
 #define NAME(x) x##_f32
 #define NONZERO_BITS nonzero_bits_f32
@@ -263,4 +270,4 @@ static inline float exp_f32(float x) {
 #undef EXP
 
 /* Version of the calling convention; the loader refuses a library whose number differs. */
-int hrsnn_abi(void) { return 2; }
+int hrsnn_abi(void) { return 3; }

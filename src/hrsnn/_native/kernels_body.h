@@ -128,7 +128,7 @@ static inline int32_t NAME(lif_update)(int64_t n, const REAL *restrict cur, cons
    eta = rho eta_prev + (1 - rho) s_prev and theta = b0 + beta eta (adaptive; else theta = b0 and eta is not
    touched), u = alpha u_prev + scale I - dt theta s_prev, s = [u > theta]. Returns the number of spikes written,
    or -1 when out of memory. */
-int64_t NAME(alif_forward_step)(int64_t batch, int64_t n, int mode, const REAL *c, const REAL *bias,
+static int64_t NAME(alif_forward_step)(int64_t batch, int64_t n, int mode, const REAL *c, const REAL *bias,
                                 const REAL *s_prev, REAL *cur,
                                 const int64_t *ptr, const int32_t *idx, const REAL *val, const REAL *wt,
                                 const REAL *u_prev, REAL *u, const REAL *eta_prev, REAL *eta, REAL *s,
@@ -384,15 +384,15 @@ static inline void NAME(lif_backward_row)(int64_t n, const REAL *restrict psi, c
    whatever the thread count. With a tiled CSR of W^T (tptr not
    NULL; csr_tile) it then adds i_bar W to s_bar (gt, acc_t: scratch of B * N values each). g_s, g_u, g_eta may be
    NULL (no external gradient). Returns 0, or -1 when out of memory. */
-int NAME(alif_backward_step)(int64_t batch, int64_t n, int adaptive, int surrogate, const double *sg, const REAL *u,
-                             const REAL *psi, const REAL *g_s,
-                             const REAL *g_u, const REAL *g_eta, const REAL *s_prev, const REAL *eta_prev,
-                             const REAL *eta, const REAL *u_prev, const REAL *cur, REAL *u_bar, REAL *eta_bar,
-                             REAL *s_bar, REAL *acc_alpha, REAL *acc_rho, REAL *acc_bias, REAL *i_bar,
-                             const REAL *alpha,
-                             const REAL *rho, const REAL *scale, double b0, double beta, double dt, double r_m,
-                             int64_t tiles, int64_t tile, const int64_t *tptr, const uint8_t *tidx,
-                             const REAL *tval, REAL *gt, REAL *acc_t, int64_t groups, int threads) {
+static int NAME(alif_backward_step)(int64_t batch, int64_t n, int adaptive, int surrogate, const double *sg,
+                                    const REAL *u, const REAL *psi, const REAL *g_s, const REAL *g_u,
+                                    const REAL *g_eta, const REAL *s_prev, const REAL *eta_prev, const REAL *eta,
+                                    const REAL *u_prev, const REAL *cur, REAL *u_bar, REAL *eta_bar, REAL *s_bar,
+                                    REAL *acc_alpha, REAL *acc_rho, REAL *acc_bias, REAL *i_bar, const REAL *alpha,
+                                    const REAL *rho, const REAL *scale, double b0, double beta, double dt,
+                                    double r_m, int64_t tiles, int64_t tile, const int64_t *tptr,
+                                    const uint8_t *tidx, const REAL *tval, REAL *gt, REAL *acc_t, int64_t groups,
+                                    int threads) {
     const int parts = threads > 1 ? threads : 1;
     REAL *zeros = calloc((size_t)(n > 0 ? n : 1) * (size_t)(1 + (surrogate ? parts : 0)), sizeof(REAL));
     if (!zeros) return -1;
@@ -655,11 +655,16 @@ int NAME(event_linear_grad)(int64_t rows, int64_t k, int64_t n, const REAL *x, c
 }
 
 /* Dense products with a matrix packed once and reused for every step of a sequence (the recurrent weight): B (K, N)
-   in panels of PANEL = 2 LANES columns, panel p holding B[k, p PANEL + q] at packed[(p K + k) PANEL + q], zero past
-   column N. */
-#define PANEL (2 * LANES)
+   in panels of PANEL = PANEL_VECS LANES columns, panel p holding B[k, p PANEL + q] at packed[(p K + k) PANEL + q],
+   zero past column N. Blocks of PANEL_ROWS rows by PANEL_VECS vectors are summed in registers over PANEL_DEPTH
+   values of k at a time. Measured on a (64, N) x (N, N) float32 product (N = 128, 512, 2048, 2 threads, one process,
+   against torch.addmm): 8 x 2 vectors by 128 ran 1.97, 1.43, 1.15x addmm; 6 x 4 by 64, 128, 256, 8 x 3, 12 x 2 and
+   14 x 2 by 128 ran 1.02-2.17x, none better at every N (the inner loops reach about 70 % of the 404 GFLOP/s that
+   independent fused multiply-adds reach on the same 2 cores). */
+#define PANEL_VECS 2
 #define PANEL_ROWS 8
-#define PANEL_DEPTH 256
+#define PANEL_DEPTH 128
+#define PANEL (PANEL_VECS * LANES)
 
 /* Number of REALs of the packed (K, N) matrix. */
 int64_t NAME(packed_size)(int64_t k, int64_t n) { return (n + PANEL - 1) / PANEL * k * PANEL; }
@@ -687,25 +692,25 @@ static inline CONTRACT void NAME(panel_block)(int64_t depth, int rows, const REA
                                               int64_t cols) {
     const REAL *ar[PANEL_ROWS];
     for (int r = 0; r < PANEL_ROWS; r++) ar[r] = a + (r < rows ? r : rows - 1) * lda;
-    NAME(vec) lo[PANEL_ROWS], hi[PANEL_ROWS];
-    for (int r = 0; r < PANEL_ROWS; r++) lo[r] = hi[r] = (NAME(vec)){0};
+    NAME(vec) acc[PANEL_ROWS][PANEL_VECS];
+    for (int r = 0; r < PANEL_ROWS; r++)
+        for (int v = 0; v < PANEL_VECS; v++) acc[r][v] = (NAME(vec)){0};
     for (int64_t kk = 0; kk < depth; kk++) {
-        const NAME(vec) b0 = *(const NAME(vec) *)(bp + kk * PANEL);
-        const NAME(vec) b1 = *(const NAME(vec) *)(bp + kk * PANEL + LANES);
+        NAME(vec) bv[PANEL_VECS];
+        for (int v = 0; v < PANEL_VECS; v++) bv[v] = *(const NAME(vec) *)(bp + kk * PANEL + v * LANES);
         for (int r = 0; r < PANEL_ROWS; r++) {
             const REAL x = ar[r][kk];
-            lo[r] += x * b0;
-            hi[r] += x * b1;
+            for (int v = 0; v < PANEL_VECS; v++) acc[r][v] += x * bv[v];
         }
     }
     for (int r = 0; r < rows; r++) {
         const REAL *base = (c0 ? c0 : c) + r * ldc;
         REAL *out = c + r * ldc;
         if (cols == PANEL) {
-            *(NAME(vec) *)out = *(const NAME(vec) *)base + lo[r];
-            *(NAME(vec) *)(out + LANES) = *(const NAME(vec) *)(base + LANES) + hi[r];
+            for (int v = 0; v < PANEL_VECS; v++)
+                *(NAME(vec) *)(out + v * LANES) = *(const NAME(vec) *)(base + v * LANES) + acc[r][v];
         } else {
-            for (int64_t q = 0; q < cols; q++) out[q] = base[q] + (q < LANES ? lo[r][q] : hi[r][q - LANES]);
+            for (int64_t q = 0; q < cols; q++) out[q] = base[q] + acc[r][q / LANES][q % LANES];
         }
     }
 }
@@ -729,7 +734,86 @@ void NAME(panel_matmul)(int64_t m, int64_t n, int64_t k, const REAL *a, int64_t 
         }
     }
 }
+
+/* The forward time loop of the ALIF kernel from step t0 (hrsnn/fused.py, _ALIFSequence._forward_native). ops holds
+   the sequence operands (see seq_at), in this order: spikes s (slice t: s_{t-1}, slice t + 1: s_t), membranes u,
+   traces eta (absent for LIF), currents c, inputs I (the current with the recurrent product, where it is written).
+   counts[0]: spikes in s_{t0-1}, on return those of the last s written; counts[1] accumulates the spikes of every
+   s_{t-1} stepped from. recurrent: 0 none (I = c), 1 CSR of W^T (ptr, idx, val), 2 dense (rows of W^T in wt for
+   the spike-driven steps, packed_t: W^T in panels for the others). A step whose s_{t-1} has at most `limit` spikes
+   adds W s_{t-1} spike-driven in the step kernel (adding the bias there unless `ready`: I already holds c + b);
+   otherwise a dense W adds it with panel_matmul to c + b (I itself when ready), and a CSR one returns t so that
+   the caller writes I_t (after which it calls again from t with done = 1). Returns the step it stopped at (the
+   number of steps when done), or -1 when out of memory. */
+int64_t NAME(alif_forward_loop)(int64_t batch, int64_t n, int64_t t0, int64_t steps, const int64_t *ops,
+                                int64_t *counts, int recurrent, int64_t limit, int done, const REAL *bias, int ready,
+                                const int64_t *ptr, const int32_t *idx, const REAL *val, const REAL *wt,
+                                const REAL *packed_t, const REAL *alpha, const REAL *rho, const REAL *scale,
+                                double b0, double beta, double dt, int adaptive, int threads) {
+    const int64_t *S = ops, *U = ops + 3, *E = ops + 6, *C = ops + 9, *I = ops + 12;
+    int64_t count = counts[0];
+    for (int64_t t = t0; t < steps; t++) {
+        if (recurrent == 1 && count > limit && !(t == t0 && done)) {
+            counts[0] = count;
+            return t;
+        }
+        counts[1] += count;
+        const REAL *c = seq_at(C, t), *b = NULL, *s_prev = seq_at(S, t);
+        REAL *cur = (REAL *)c;
+        int mode = 0;
+        if (recurrent) {
+            cur = seq_at(I, t);
+            c = ready ? cur : c;
+            if (count <= limit) {
+                mode = recurrent;
+                b = ready ? NULL : bias;
+            } else if (recurrent == 2) {
+                if (bias && !ready)
+                    for (int64_t o = 0; o < batch * n; o += n)
+                        for (int64_t j = 0; j < n; j++) cur[o + j] = c[o + j] + bias[j];
+                NAME(panel_matmul)(batch, n, n, s_prev, n, packed_t, bias ? cur : c, cur, threads);
+            }
+        }
+        count = NAME(alif_forward_step)(batch, n, mode, c, b, s_prev, cur, ptr, idx, val, wt, seq_at(U, t),
+                                        seq_at(U, t + 1), seq_at(E, t), seq_at(E, t + 1), seq_at(S, t + 1), alpha,
+                                        rho, scale, b0, beta, dt, adaptive, threads);
+        if (count < 0) return -1;
+    }
+    counts[0] = count;
+    return steps;
+}
+
+/* The backward time loop of the ALIF kernel over steps end - 1 down to start (hrsnn/fused.py,
+   _ALIFSequence._backward_native): alif_backward_step for each, then, for a dense W (packed: W in panels), the
+   product s_bar += i_bar W. ops (see seq_at), in this order: membranes u (slice t + 1: u_t, slice t: u_{t-1}),
+   incoming gradients of the spikes, membranes and traces (absent: none), spikes (slice t: s_{t-1}), traces,
+   inputs I, and i_bar (written). psi: the surrogate derivative of steps start .. end - 1 in consecutive slices of
+   B x N when `surrogate` is 0. The other arguments are alif_backward_step's. Returns 0, or -1 when out of
+   memory. */
+int NAME(alif_backward_loop)(int64_t batch, int64_t n, int64_t start, int64_t end, const int64_t *ops, int adaptive,
+                             int surrogate, const double *sg, const REAL *psi, REAL *u_bar, REAL *eta_bar,
+                             REAL *s_bar, REAL *acc_alpha, REAL *acc_rho, REAL *acc_bias, const REAL *alpha,
+                             const REAL *rho, const REAL *scale, double b0, double beta, double dt, double r_m,
+                             const REAL *packed, int64_t tiles, int64_t tile, const int64_t *tptr,
+                             const uint8_t *tidx, const REAL *tval, REAL *gt, REAL *acc_t, int64_t groups,
+                             int threads) {
+    const int64_t *U = ops, *GS = ops + 3, *GU = ops + 6, *GE = ops + 9, *S = ops + 12, *E = ops + 15, *I = ops + 18,
+                  *IB = ops + 21;
+    for (int64_t t = end - 1; t >= start; t--) {
+        REAL *i_bar = seq_at(IB, t);
+        if (NAME(alif_backward_step)(batch, n, adaptive, surrogate, sg, seq_at(U, t + 1),
+                                     psi ? psi + (t - start) * batch * n : NULL, seq_at(GS, t), seq_at(GU, t),
+                                     seq_at(GE, t), seq_at(S, t), seq_at(E, t), seq_at(E, t + 1), seq_at(U, t),
+                                     seq_at(I, t), u_bar, eta_bar, s_bar, acc_alpha, acc_rho, acc_bias, i_bar, alpha,
+                                     rho, scale, b0, beta, dt, r_m, tiles, tile, tptr, tidx, tval, gt, acc_t, groups,
+                                     threads))
+            return -1;
+        if (packed) NAME(panel_matmul)(batch, n, n, i_bar, n, packed, NULL, s_bar, threads);
+    }
+    return 0;
+}
 #undef PANEL
+#undef PANEL_VECS
 #undef PANEL_ROWS
 #undef PANEL_DEPTH
 #undef LANES
