@@ -44,7 +44,7 @@ def recurrent(threads: int, kernels: _native.Kernels) -> None:
     run = kernels.function("event_matmul", torch.float32)
     batch = 64
     print(f"recurrent product, B={batch}: compiled dense product / spike-driven at rates {RATES}")
-    for n in (128, 256, 512, 1024, 2048, 4096):
+    for n in (32, 64, 128, 256, 512, 1024, 2048, 4096):
         rec = fused.Recurrence(torch.randn(n, n), False, events=False)
         wt, c, out = rec.weight_t, torch.randn(batch, n), torch.empty(batch, n)
         ratios = []

@@ -426,6 +426,7 @@ def test_forward_loop_switches_product_by_spike_count(sparse, monkeypatch):
         limits.append(original(rec, batch))
         return 60  # ~12 % of the 8 x 64 entries
     monkeypatch.setattr(Recurrence, "event_limit", event_limit)
+    monkeypatch.setattr(fused_module, "NATIVE_EVENT_MIN_SIZE", 16)  # spike-driven products allowed at N = 64
     sg = MultiGaussian()
     ref = _reference_alif(currents, weight, alpha, rho, (u0, s0, eta0), beta=1.8, surrogate=sg)
     out = alif_sequence_tm(currents, weight, alpha, rho, u0, s0, eta0, b0=0.02, beta=1.8, surrogate=sg,

@@ -174,18 +174,20 @@ time at densities 0.02, 0.05, 0.1, 0.2, 0.3): N = 4096: 3.82, 3.26, 2.50, 1.78, 
 NATIVE_SPARSE_MIN_SIZE = 512
 """As :data:`SPARSE_MIN_SIZE`, for the compiled kernels (see :data:`NATIVE_SPARSE_DENSITY`)."""
 
-NATIVE_EVENT_MIN_SIZE = 64
-"""Smallest layer whose forward product goes spike-driven automatically with the compiled kernels. Measured (one
-product, B = 64, 1 thread; time with PyTorch's product / compiled spike-driven time at rates 0.005, 0.02, 0.1):
-dense W: N = 32: 0.85, 0.79, 0.71; N = 64: 1.28, 1.25, 0.92; N = 128: 2.91, 2.38, 1.56; N = 512: 14.2, 9.1, 2.9;
-N = 4096: 19.7, 5.0, 0.97."""
+NATIVE_EVENT_MIN_SIZE = 128
+"""Smallest layer whose forward product goes spike-driven automatically with the compiled kernels. Measured
+(``benchmarks/event_products.py --sections recurrent``, as in :data:`NATIVE_EVENT_RATE`; 2 threads | 1 thread):
+N = 32: 2.9, 2.1, 1.08, 0.77, 0.48, 0.35 | 1.9, 1.6, 0.68, 0.43, 0.28, 0.17; N = 64: 1.8, 1.14, 0.53, 0.33, 0.21,
+0.13 | 1.7, 0.55, 0.48, 0.20, 0.11, 0.14; N = 128 and up: see :data:`NATIVE_EVENT_RATE`. Below 128 the dense
+product wins from a few % of spikes. (Against PyTorch's ``addmm``, before the compiled dense product, the
+threshold was 64.)"""
 
 NATIVE_EVENT_RATE = 0.25
 r"""As :data:`EVENT_RATE`, for the compiled kernels with a dense W (the rows of Wᵀ of the neurons that fired, added
 in register-held blocks), at N = 512; a layer of N neurons goes spike-driven up to this rate times
 :math:`\sqrt{512/N}`, at most :data:`NATIVE_EVENT_RATE_MAX`. Measured (``benchmarks/event_products.py --sections
 recurrent``; one product, B = 64, the compiled dense product's time through :meth:`Recurrence.add_into` /
-spike-driven time at rates 0.02, 0.05, 0.1, 0.2, 0.4, 0.6; 2 threads | 1 thread, idle 2-core Xeon): N = 128: 6.4,
+spike-driven time at rates 0.02, 0.05, 0.1, 0.2, 0.4, 0.6; 2 threads | 1 thread, 2-core Xeon): N = 128: 6.4,
 5.5, 3.5, 3.1, 2.0, 1.05 | 8.9, 6.3, 4.6, 3.1, 1.6, 0.99; N = 256: 8.5, 6.1, 4.1, 1.9, 1.05, 0.66 | 10.9, 6.6, 3.7,
 1.7, 0.94, 0.63; N = 512: 11.8, 5.2, 2.8, 1.6, 0.78, 0.56 | 12.3, 5.2, 2.9, 1.6, 0.79, 0.55; N = 1024: 4.8, 2.9,
 1.6, 0.81, 0.35 | 5.6, 2.8, 1.5, 0.73, 0.31; N = 2048: 5.9, 2.6, 1.2, 0.55, 0.21 | 5.2, 2.1, 0.88, 0.45, 0.20;
