@@ -1,6 +1,11 @@
 """The measurements behind the event-driven thresholds and the buffer pool (ratios in one process).
 
-Four sections, each printing dense time / event time (> 1: the event-driven path is faster):
+Five sections; ``dense`` prints PyTorch's time / the compiled time, the others dense time / event time (> 1: the
+compiled or event-driven path is faster):
+
+- ``dense``: the compiled dense product of a dense W (``panel_matmul`` on Wᵀ packed in panels, called directly as
+  the compiled time loops call it) against PyTorch's ``addmm`` on a step's (64, N) x (N, N) shape, with the time of
+  each in µs;
 
 - ``recurrent``: one spike-driven recurrent product with a dense W (compiled ``event_matmul``, the rows of Wᵀ of
   the neurons that fired) against the compiled dense product (``panel_matmul``, what a dense step runs otherwise),
@@ -15,8 +20,8 @@ Four sections, each printing dense time / event time (> 1: the event-driven path
 - ``pool``: forward+backward of an ALIF layer (``alif_sparse_speed.make_layer``) with the buffer pool keeping
   nothing against the default pool, alternated call by call (:data:`hrsnn.fused.BUFFERS`).
 
-Run: ``python benchmarks/event_products.py [--threads 2] [--sections recurrent,input,grad,pool]``. Needs the compiled
-kernels (a C compiler).
+Run: ``python benchmarks/event_products.py [--threads 2] [--sections dense,recurrent,input,grad,pool]``. Needs the
+compiled kernels (a C compiler).
 """
 
 from __future__ import annotations
@@ -38,6 +43,21 @@ from hrsnn import _native, fused
 from hrsnn.events import EventLinear
 
 RATES = (0.02, 0.05, 0.1, 0.2, 0.4, 0.6)
+
+
+def dense(threads: int, kernels: _native.Kernels) -> None:
+    run = kernels.function("panel_matmul", torch.float32)
+    batch = 64
+    print(f"dense recurrent product, B={batch}, {threads} threads: addmm / compiled panels (µs each)")
+    for n in (128, 512, 2048, 4096):
+        w = torch.randn(n, n)
+        packed = fused.Recurrence(w, False, events=False).panels_t
+        s, c, out = (torch.rand(batch, n) < 0.4).float(), torch.randn(batch, n), torch.empty(batch, n)
+        args = (batch, n, n, s.data_ptr(), n, packed.data_ptr(), c.data_ptr(), out.data_ptr(), threads)
+        repeats = max(10, 2_000_000 // (n * n) * 10)
+        reference = median_time(functools.partial(torch.addmm, c, s, w.t(), out=out), repeats)
+        compiled = median_time(functools.partial(run, *args), repeats)
+        print(f"  N={n:5d}: {reference / compiled:5.2f}  ({reference * 1e6:.1f} / {compiled * 1e6:.1f} µs)")
 
 
 def recurrent(threads: int, kernels: _native.Kernels) -> None:
@@ -122,7 +142,7 @@ def pool(steps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--sections", default="recurrent,input,grad,pool")
+    parser.add_argument("--sections", default="dense,recurrent,input,grad,pool")
     parser.add_argument("--steps", type=int, default=200, help="T of the pool section")
     args = parser.parse_args()
     kernels = _native.kernels()
@@ -131,6 +151,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     sections = {s.strip() for s in args.sections.split(",")}
+    if "dense" in sections:
+        dense(args.threads, kernels)
     if "recurrent" in sections:
         recurrent(args.threads, kernels)
     if "input" in sections:

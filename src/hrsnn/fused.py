@@ -61,25 +61,26 @@ product Ī W stays dense in the spikes (the surrogate derivative is nonzero almo
 
 Compiled kernels (:mod:`hrsnn._native`; CPU, float32 and float64). When a C compiler is available (built once per
 machine into a cache folder; ``HRSNN_NATIVE=0`` turns them off, and without a compiler everything runs on the
-PyTorch ops described above), the ALIF/LIF kernel runs its time loops in C, one call per sequence (a Python loop of
-compiled steps paid 30–40 µs of call overhead per step and direction; at N = 128, T = 250 forward+backward went from
-34 to 23 ms when the loops moved to C). Each forward step is one compiled pass per sample (the spike-driven product,
+PyTorch ops described above), the ALIF/LIF kernel runs its time loops in C, one call per sequence (at N = 128, T =
+250 forward+backward went from 34 to 23 ms when the loops moved from Python to C: ``kernel_speed.py``'s hrsnn worker
+at ec92bab and acc87ac, alternating). Each forward step is one compiled pass per sample (the spike-driven product,
 then the neuron update; the step's spike count comes back for free and decides the next step's product; a sparse W's
 steps with more spikes return to Python for PyTorch's CSR product) and each backward step one pass (the surrogate
 derivative of :mod:`hrsnn.surrogates` evaluated in place, the adjoint update, and for a sparse W the product Ī W;
 other surrogates are evaluated with PyTorch in blocks of steps, one loop call per block). A dense W's products s Wᵀ
 (steps with many spikes) and Ī W run on a compiled matrix product with W packed once per call in panels of 2 × 64
 bytes of columns (8 rows by 2 vectors of fused multiply-adds in registers, depth blocks of 128; threads take whole
-panels, so the sums do not depend on the thread count). On a step's (64, N) x (N, N) shape it beats PyTorch's
-``addmm`` (float32, 2 threads, one process, idle 2-core Xeon: 11.8 vs 23.5 µs at N = 128, 124 vs 178 µs at N = 512,
-2.10 vs 2.63 ms at N = 2048); the weight gradient, one large product per call, stays PyTorch's. The sparse W is kept
-in CSR by source neuron (the targets of each neuron, for the spike-driven forward product and the weight gradient)
-and, for the backward product, in tiles of targets: each step's Ī is transposed into one row of B values per neuron
-(16 × 16 register blocks where the CPU has AVX-512), a tile's rows stay in cache while every output row takes its
-entries from them, and the result is transposed back into s̄. A layer keeps these structures between calls in its
-:class:`SynapseCache` while its mask holds the same pattern (each call gathers W's values onto them). The weight
-gradient of a sparse W gathers, per spike, the gradients of the neuron's targets, and is written only on the
-synapses. The hard-reset LIF uses the compiled products through :class:`Recurrence`.
+panels, so the sums do not depend on the thread count). On a step's (64, N) x (N, N) shape, against PyTorch's
+``addmm`` (``benchmarks/event_products.py --sections dense``, float32, 2 threads, 2-core Xeon): 2.1–2.3× at N = 128,
+1.4–1.6× at 512, 1.06–1.26× at 2048, on par at 4096 (0.95–0.97×, W streams from memory); the weight gradient, one
+large product per call, stays PyTorch's. The sparse W is kept in CSR by source neuron (the targets of each neuron,
+for the spike-driven forward product and the weight gradient) and, for the backward product, in tiles of targets:
+each step's Ī is transposed into one row of B values per neuron (16 × 16 register blocks where the CPU has AVX-512),
+a tile's rows stay in cache while every output row takes its entries from them, and the result is transposed back
+into s̄. A layer keeps these structures between calls in its :class:`SynapseCache` while its mask holds the same
+pattern (each call gathers W's values onto them). The weight gradient of a sparse W gathers, per spike, the
+gradients of the neuron's targets, and is written only on the synapses. The hard-reset LIF uses the compiled
+products through :class:`Recurrence`.
 
 Exactness. The kernels evaluate the reference formulas with different roundings (fused ``addcmul``/``lerp``/
 ``addmm``, the bias folded into the current, the multi-Gaussian's side lobes summed in closed form; in the compiled

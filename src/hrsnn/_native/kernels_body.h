@@ -122,6 +122,11 @@ static inline int32_t NAME(lif_update)(int64_t n, const REAL *restrict cur, cons
     return fired;
 }
 
+/* cur = c + bias for one sample's row of n currents. */
+static inline void NAME(add_bias)(int64_t n, const REAL *c, const REAL *bias, REAL *cur) {
+    for (int64_t j = 0; j < n; j++) cur[j] = c[j] + bias[j];
+}
+
 /* One ALIF step for B samples (parallel over samples). mode 0: the current I_t is given in cur; otherwise
    cur = c + W s_prev, or (c + bias) + W s_prev when bias (N values) is not NULL, spike-driven (mode 1: CSR of W^T;
    mode 2: dense W^T rows). Then, per neuron,
@@ -146,7 +151,7 @@ static int64_t NAME(alif_forward_step)(int64_t batch, int64_t n, int mode, const
             if (failed) continue;
             if (mode != 0) {
                 if (bias)
-                    for (int64_t j = 0; j < n; j++) cur[o + j] = c[o + j] + bias[j];
+                    NAME(add_bias)(n, c + o, bias, cur + o);
                 else if (cur + o != c + o)
                     memcpy(cur + o, c + o, (size_t)n * sizeof(REAL));
                 NAME(add_events)(n, s_prev + o, mode == 1 ? ptr : NULL, idx, val, wt, cur + o, ev);
@@ -657,12 +662,12 @@ int NAME(event_linear_grad)(int64_t rows, int64_t k, int64_t n, const REAL *x, c
 /* Dense products with a matrix packed once and reused for every step of a sequence (the recurrent weight): B (K, N)
    in panels of PANEL = PANEL_VECS LANES columns, panel p holding B[k, p PANEL + q] at packed[(p K + k) PANEL + q],
    zero past column N. Blocks of PANEL_ROWS rows by PANEL_VECS vectors are summed in registers over PANEL_DEPTH
-   values of k at a time. Measured on a (64, N) x (N, N) float32 product (N = 128, 512, 2048, 2 threads, one process,
-   against torch.addmm): 8 x 2 vectors by 128 ran 1.97, 1.43, 1.15x addmm; 6 x 4 by 64, 128, 256, 8 x 3, 12 x 2 and
-   14 x 2 by 128 ran 1.02-2.17x, none better at every N (the inner loops reach about 70 % of the 404 GFLOP/s that
-   independent fused multiply-adds reach on the same 2 cores). At N = 4096 the packed W (64 MB) streams from memory
-   once per product: the first row block of each depth block prefetches the next one (0.93-0.99x addmm without,
-   1.07-1.13x with, three alternating runs). */
+   values of k at a time. Against torch.addmm on a (64, N) x (N, N) float32 product (benchmarks/event_products.py
+   --sections dense, 2 threads): 2.1-2.3x at N = 128, 1.4-1.6x at 512, 1.06-1.26x at 2048, 0.95-0.97x at 4096, where
+   the packed W (64 MB) streams from memory once per product. In a separate harness (best of 5 medians, not in the
+   repository) 6 x 4 blocks by depths 64-256 and 8 x 3, 12 x 2, 14 x 2 by 128 ran within 10 % of 8 x 2 by 128,
+   none better at every N, and the prefetch of the next depth block by the first row block took N = 4096 from
+   0.93-0.99x to 1.07-1.13x addmm. */
 #define PANEL_VECS 2
 #define PANEL_ROWS 8
 #define PANEL_DEPTH 128
@@ -777,8 +782,7 @@ int64_t NAME(alif_forward_loop)(int64_t batch, int64_t n, int64_t t0, int64_t st
                 b = ready ? NULL : bias;
             } else if (recurrent == 2) {
                 if (bias && !ready)
-                    for (int64_t o = 0; o < batch * n; o += n)
-                        for (int64_t j = 0; j < n; j++) cur[o + j] = c[o + j] + bias[j];
+                    for (int64_t o = 0; o < batch * n; o += n) NAME(add_bias)(n, c + o, bias, cur + o);
                 NAME(panel_matmul)(batch, n, n, s_prev, n, packed_t, bias ? cur : c, cur, threads);
             }
         }
